@@ -1,0 +1,5 @@
+//! Per-account state on disk: the seen-UIDL store ([`uidl`]) and the lock that keeps two runs
+//! from fetching one account at once ([`lock`]).
+
+pub mod lock;
+pub mod uidl;

@@ -1,0 +1,4 @@
+//! The one integration-test binary: every module below runs the real `pop3` executable
+//! against the scripted test server (tests/support/server.rs) or a private Dovecot.
+
+mod support;
