@@ -7,10 +7,24 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod client;
+pub mod cmd;
+pub mod config;
 pub mod deliver;
+pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod net;
 pub mod proto;
+pub mod secret;
 pub mod state;
+pub mod ui;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// Run the parsed command line; the `ExitCode` is the command's own (e.g. the first failing
+/// account's), an `Err` ends the whole run.
+pub fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
+    cmd::run(cli)
+}

@@ -1,1 +1,56 @@
-fn main(){}
+//! The `pop3` binary: parse the command line, set up logging, run, and turn the outcome
+//! into an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match pop3::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are not errors; bad usage is EX_USAGE (DESIGN.md exit codes).
+            return if e.use_stderr() {
+                ExitCode::from(pop3::ErrorKind::Usage.exit_code())
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.quiet, cli.verbose);
+    match pop3::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pop3: {e:#}");
+            ExitCode::from(pop3::error::exit_code(&e))
+        }
+    }
+}
+
+/// stderr logging: errors only with -q, warnings by default, `info` with -v, the protocol
+/// trace with -vv. `RUST_LOG` refines it.
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, _) => log::LevelFilter::Debug,
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env("RUST_LOG")
+        .format(|buf, record| {
+            use std::io::Write;
+            match record.level() {
+                log::Level::Error | log::Level::Warn => writeln!(
+                    buf,
+                    "pop3: {}: {}",
+                    record.level().as_str().to_lowercase(),
+                    record.args()
+                ),
+                _ => writeln!(buf, "pop3: {}", record.args()),
+            }
+        })
+        .init();
+}

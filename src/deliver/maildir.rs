@@ -2,34 +2,490 @@
 //! `tmp/` under a unique name opened with `create_new`, fsynced, renamed into `new/` as
 //! `<secs>.M<usec>P<pid>Q<n>.<host>,S=<size>`, and `new/` is fsynced. A message that is
 //! dropped before commit is removed from `tmp/`.
+//!
+//! This module owns only the file names and the write-fsync-rename-fsync order (DESIGN.md
+//! invariant 1 and 3: `commit` returns only once the message is durable, and nothing partial
+//! is ever visible in `new/`). It never touches `cur/` beyond creating it, and never reads
+//! or rewrites existing messages.
 
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Pending, Sink};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil;
+
+/// Messages are streamed through a buffer this large, so a big message costs a few hundred
+/// `write` calls rather than one per line.
+const BUFFER: usize = 64 * 1024;
+
+/// How often `begin` tries a fresh name when `create_new` finds one taken (a leftover from a
+/// crashed run with a recycled pid, or a clock that went backwards).
+const NAME_ATTEMPTS: u32 = 100;
+
+/// The `Q<n>` part of every name, shared by all Maildirs in this process: with the time and
+/// the pid it makes a name unique even when two `Maildir` values point at one directory and
+/// an earlier message has already left `tmp/` (where `create_new` could no longer see it).
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// A Maildir opened for delivery.
 #[derive(Debug)]
 pub struct Maildir {
     root: PathBuf,
+    /// The sanitised host name, computed once.
+    host: String,
 }
 
 impl Maildir {
     /// Open `root`, creating it and `cur/`, `new/`, `tmp/` (mode 0700) when missing.
     /// Errors are `ErrorKind::CannotCreate` naming the path.
     pub fn open(root: &Path) -> Result<Maildir> {
-        let _ = root;
-        todo!("deliver helper")
+        for sub in ["cur", "new", "tmp"] {
+            let dir = root.join(sub);
+            fsutil::create_dirs(&dir).map_err(|e| {
+                Error::with_source(
+                    ErrorKind::CannotCreate,
+                    format!("cannot create Maildir directory {}", dir.display()),
+                    e,
+                )
+            })?;
+        }
+        // Fail here, before any message is fetched, rather than on the first delivery.
+        // (For root, permission bits are not enforced and this always succeeds.)
+        for sub in ["new", "tmp"] {
+            let dir = root.join(sub);
+            rustix::fs::access(
+                &dir,
+                rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+            )
+            .map_err(|e| {
+                Error::with_source(
+                    ErrorKind::CannotCreate,
+                    format!("Maildir directory {} is not writable", dir.display()),
+                    io::Error::from(e),
+                )
+            })?;
+        }
+        Ok(Maildir {
+            root: root.to_path_buf(),
+            host: sanitize_host(&fsutil::hostname()),
+        })
     }
 
     /// The Maildir's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Create the `tmp/` file of a new message under a fresh unique name.
+    fn begin_message(&mut self) -> Result<MaildirPending> {
+        let tmp_dir = self.root.join("tmp");
+        let mut last_err = None;
+        for _ in 0..NAME_ATTEMPTS {
+            let name = self.unique_name();
+            let tmp = tmp_dir.join(&name);
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+            {
+                Ok(file) => {
+                    return Ok(MaildirPending {
+                        out: Some(BufWriter::with_capacity(BUFFER, file)),
+                        root: self.root.clone(),
+                        name,
+                        tmp,
+                        size: 0,
+                        failed: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((tmp, e)),
+                Err(e) => {
+                    return Err(Error::with_source(
+                        ErrorKind::Io,
+                        format!("cannot create {}", tmp.display()),
+                        e,
+                    ));
+                }
+            }
+        }
+        let (tmp, e) = last_err.expect("NAME_ATTEMPTS > 0");
+        Err(Error::with_source(
+            ErrorKind::Io,
+            format!(
+                "cannot find a free file name in {} (last tried {})",
+                tmp_dir.display(),
+                tmp.display()
+            ),
+            e,
+        ))
+    }
+
+    /// `<secs>.M<usec>P<pid>Q<n>.<host>`, the modern form from the Maildir specification.
+    fn unique_name(&self) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let q = DELIVERIES.fetch_add(1, Ordering::Relaxed) + 1;
+        format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            q,
+            self.host
+        )
+    }
 }
 
 impl Sink for Maildir {
+    /// Errors creating the `tmp/` file are `ErrorKind::Io` naming it.
     fn begin(&mut self) -> Result<Box<dyn Pending + '_>> {
-        todo!("deliver helper")
+        Ok(Box::new(self.begin_message()?))
+    }
+}
+
+/// Make a host name safe inside a Maildir file name: `/` would be a path separator and `:`
+/// starts the info part (`:2,S`), so they become `\057` and `\072` as the specification says.
+pub fn sanitize_host(host: &str) -> String {
+    let mut out = String::with_capacity(host.len());
+    for c in host.chars() {
+        match c {
+            '/' => out.push_str("\\057"),
+            ':' => out.push_str("\\072"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One message on its way into a Maildir: a file in `tmp/` until `commit` renames it.
+struct MaildirPending {
+    /// `None` once committed (or given up), so that `Drop` knows there is nothing to remove.
+    out: Option<BufWriter<File>>,
+    root: PathBuf,
+    /// The file name in `tmp/`, without the `,S=` suffix.
+    name: String,
+    tmp: PathBuf,
+    /// Bytes accepted by `write` so far: the `,S=` size.
+    size: u64,
+    /// A write or flush failed: the file's content is unknown, so `commit` must refuse.
+    failed: bool,
+}
+
+impl MaildirPending {
+    fn io_error(&self, what: &str, path: &Path, e: io::Error) -> Error {
+        Error::with_source(ErrorKind::Io, format!("{what} {}", path.display()), e)
+    }
+
+    /// Everything `commit` does up to the rename; on error the tmp file is still ours.
+    fn finish_tmp(&mut self) -> Result<()> {
+        if self.failed {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("an earlier write to {} failed", self.tmp.display()),
+            ));
+        }
+        let Some(out) = self.out.as_mut() else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "Maildir message committed twice",
+            ));
+        };
+        if let Err(e) = out.flush() {
+            self.failed = true;
+            return Err(self.io_error("cannot write", &self.tmp, e));
+        }
+        let out = self.out.as_ref().expect("checked above");
+        out.get_ref()
+            .sync_all()
+            .map_err(|e| self.io_error("cannot fsync", &self.tmp, e))
+    }
+}
+
+impl Write for MaildirPending {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            // After a short or failed write we no longer know what the file holds.
+            return Err(io::Error::other(format!(
+                "an earlier write to {} failed",
+                self.tmp.display()
+            )));
+        }
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("Maildir message already finished"))?;
+        match out.write(buf) {
+            Ok(n) => {
+                self.size += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        out.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+impl Pending for MaildirPending {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        // Any error before the rename leaves the tmp file to `Drop`, which removes it.
+        self.finish_tmp()?;
+        let new_dir = self.root.join("new");
+        let target = new_dir.join(format!("{},S={}", self.name, self.size));
+        if let Err(e) = fs::rename(&self.tmp, &target) {
+            return Err(self.io_error("cannot move message into", &target, e));
+        }
+        // The tmp path no longer exists; closing the file without a flush (it is flushed).
+        if let Some(out) = self.out.take() {
+            drop(out.into_parts());
+        }
+        if let Err(e) = fsutil::sync_dir(&new_dir) {
+            // Not durable, so not delivered: take it back out (best effort) so that `Err`
+            // means "nothing visible" and the message stays unseen on the server.
+            let _ = fs::remove_file(&target);
+            return Err(self.io_error("cannot fsync", &new_dir, e));
+        }
+        // Only makes the removal from tmp/ durable; the message is already safe.
+        let tmp_dir = self.root.join("tmp");
+        if let Err(e) = fsutil::sync_dir(&tmp_dir) {
+            log::warn!("cannot fsync {}: {e}", tmp_dir.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MaildirPending {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            // `into_parts` discards the buffer instead of flushing it into a file that is
+            // about to be removed.
+            drop(out.into_parts());
+            if let Err(e) = fs::remove_file(&self.tmp) {
+                log::warn!("cannot remove {}: {e}", self.tmp.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn open_creates_the_three_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Mail/inbox");
+        let md = Maildir::open(&root).unwrap();
+        assert_eq!(md.root(), root);
+        for sub in ["cur", "new", "tmp"] {
+            assert!(root.join(sub).is_dir(), "{sub}");
+        }
+        // Opening an existing Maildir works and changes nothing.
+        Maildir::open(&root).unwrap();
+        assert_eq!(names(&root), vec!["cur", "new", "tmp"]);
+    }
+
+    #[test]
+    fn commit_makes_exactly_one_file_in_new_with_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        let body = b"Subject: hi\n\nhello\n";
+        let mut p = md.begin().unwrap();
+        p.write_all(&body[..5]).unwrap();
+        p.write_all(&body[5..]).unwrap();
+        assert_eq!(names(&dir.path().join("tmp")).len(), 1);
+        assert!(names(&dir.path().join("new")).is_empty());
+        p.commit().unwrap();
+
+        let new = names(&dir.path().join("new"));
+        assert_eq!(new.len(), 1);
+        assert!(
+            new[0].ends_with(&format!(",S={}", body.len())),
+            "{}",
+            new[0]
+        );
+        assert!(!new[0].contains(':'));
+        assert_eq!(
+            fs::read(dir.path().join("new").join(&new[0])).unwrap(),
+            body
+        );
+        assert!(names(&dir.path().join("tmp")).is_empty());
+        assert!(names(&dir.path().join("cur")).is_empty());
+    }
+
+    #[test]
+    fn name_follows_the_specification() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        let p = md.begin().unwrap();
+        p.commit().unwrap();
+        let name = names(&dir.path().join("new")).remove(0);
+        let (secs, rest) = name.split_once(".M").unwrap();
+        assert!(secs.parse::<u64>().unwrap() > 1_600_000_000);
+        let (usec, rest) = rest.split_once('P').unwrap();
+        assert!(usec.parse::<u32>().unwrap() < 1_000_000);
+        let (pid, rest) = rest.split_once('Q').unwrap();
+        assert_eq!(pid.parse::<u32>().unwrap(), std::process::id());
+        let (q, rest) = rest.split_once('.').unwrap();
+        q.parse::<u64>().unwrap();
+        let host = sanitize_host(&fsutil::hostname());
+        assert_eq!(rest, format!("{host},S=0"));
+    }
+
+    #[test]
+    fn large_message_streams_through_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut p = md.begin().unwrap();
+        for chunk in body.chunks(777) {
+            p.write_all(chunk).unwrap();
+        }
+        p.commit().unwrap();
+        let new = names(&dir.path().join("new"));
+        assert!(new[0].ends_with(",S=300000"));
+        assert_eq!(
+            fs::read(dir.path().join("new").join(&new[0])).unwrap(),
+            body
+        );
+    }
+
+    #[test]
+    fn dropped_pending_leaves_no_file_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        {
+            let mut p = md.begin().unwrap();
+            p.write_all(b"partial message").unwrap();
+            assert_eq!(names(&dir.path().join("tmp")).len(), 1);
+        }
+        for sub in ["cur", "new", "tmp"] {
+            assert!(names(&dir.path().join(sub)).is_empty(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn many_messages_get_unique_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        // A second Maildir value on the same directory shares the Q counter.
+        let mut md2 = Maildir::open(dir.path()).unwrap();
+        for i in 0..200 {
+            let sink = if i % 2 == 0 { &mut md } else { &mut md2 };
+            let mut p = sink.begin().unwrap();
+            p.write_all(b"same\n").unwrap();
+            p.commit().unwrap();
+        }
+        let new = names(&dir.path().join("new"));
+        assert_eq!(new.len(), 200);
+        assert_eq!(new.iter().collect::<HashSet<_>>().len(), 200);
+    }
+
+    #[test]
+    fn failed_write_makes_commit_fail_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        let mut p = md.begin_message().unwrap();
+        // Swap in a read-only handle so that the next write fails like ENOSPC would.
+        let ro = File::open(&p.tmp).unwrap();
+        drop(
+            p.out
+                .replace(BufWriter::with_capacity(16, ro))
+                .unwrap()
+                .into_parts(),
+        );
+        assert!(p.write_all(&[b'x'; 64]).is_err());
+        assert!(
+            p.write_all(b"y").is_err(),
+            "writes after a failure must fail"
+        );
+        let err = Box::new(p).commit().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(err.message().contains("tmp"), "{}", err.message());
+        for sub in ["cur", "new", "tmp"] {
+            assert!(names(&dir.path().join(sub)).is_empty(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn failed_flush_at_commit_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut md = Maildir::open(dir.path()).unwrap();
+        let mut p = md.begin_message().unwrap();
+        let ro = File::open(&p.tmp).unwrap();
+        drop(
+            p.out
+                .replace(BufWriter::with_capacity(BUFFER, ro))
+                .unwrap()
+                .into_parts(),
+        );
+        // Fits in the buffer, so only the flush inside commit sees the error.
+        p.write_all(b"short").unwrap();
+        let err = Box::new(p).commit().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(names(&dir.path().join("new")).is_empty());
+        assert!(names(&dir.path().join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn open_under_a_regular_file_is_cannot_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        fs::write(&file, b"not a dir").unwrap();
+        let root = file.join("inbox");
+        let err = Maildir::open(&root).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CannotCreate);
+        assert!(
+            err.message().contains(&*root.to_string_lossy()),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn open_on_a_regular_file_is_cannot_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        fs::write(&file, b"not a dir").unwrap();
+        let err = Maildir::open(&file).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CannotCreate);
+        assert!(
+            err.message().contains(&*file.to_string_lossy()),
+            "{}",
+            err.message()
+        );
+        assert_eq!(fs::read(&file).unwrap(), b"not a dir");
+    }
+
+    #[test]
+    fn host_names_are_sanitised() {
+        assert_eq!(sanitize_host("a/b:c.example"), "a\\057b\\072c.example");
+        assert_eq!(sanitize_host("plain.host"), "plain.host");
     }
 }

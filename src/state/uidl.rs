@@ -7,26 +7,121 @@
 //! ignored on load, which at worst re-delivers that one message. `prune` rewrites the whole
 //! file with `fsutil::write_atomic`. Any other damage is an error naming the file and line,
 //! never a silent "everything is new".
+//!
+//! The caller holds the account lock (`state::lock`) for as long as a `SeenState` lives: this
+//! module assumes it is the only writer of its file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil;
 use crate::proto::Uid;
+
+/// The first line of every state file; the number is the format version.
+const HEADER: &[u8] = b"pop3-uidl 1";
+
+/// `prune` compacts the journal when it holds more than this many lines per live entry
+/// (plus a constant), even if nothing was removed.
+const GROWTH_FACTOR: usize = 2;
+const GROWTH_SLACK: usize = 64;
 
 /// The seen-UIDL set of one account.
 #[derive(Debug)]
 pub struct SeenState {
     path: PathBuf,
     seen: HashMap<Uid, i64>,
+    /// Length of the file up to the end of its last complete line (0: no valid header yet).
+    valid_len: u64,
+    /// Whether the file holds bytes after `valid_len` (a torn final line) that the next
+    /// append must cut off first, lest it glue a new record onto the fragment.
+    torn_tail: bool,
+    /// Whether the file existed at load (or has since been written): a new file needs its
+    /// directory fsynced.
+    exists: bool,
+    /// Record lines in the file, to notice a journal that has grown well past `seen`.
+    file_records: usize,
 }
 
 impl SeenState {
     /// Load `path`; a missing file is an empty state (the parent directory is created on the
     /// first write). Errors (`ErrorKind::Io`) name the file and, for bad content, the line.
     pub fn load(path: &Path) -> Result<SeenState> {
-        let _ = path;
-        todo!("state helper")
+        let mut state = SeenState {
+            path: path.to_path_buf(),
+            seen: HashMap::new(),
+            valid_len: 0,
+            torn_tail: false,
+            exists: false,
+            file_records: 0,
+        };
+        let data = match fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
+            Err(e) => {
+                return Err(Error::with_source(
+                    ErrorKind::Io,
+                    format!("cannot read UIDL state {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        state.exists = true;
+        state.parse(&data)?;
+        Ok(state)
+    }
+
+    /// Fill `seen` from the file's bytes.
+    fn parse(&mut self, data: &[u8]) -> Result<()> {
+        // Only complete lines count; a fragment after the last LF is a torn append.
+        let complete = match data.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None => 0,
+        };
+        self.valid_len = complete as u64;
+        self.torn_tail = complete < data.len();
+        if self.torn_tail {
+            log::warn!(
+                "{}: ignoring an incomplete last line (an interrupted write)",
+                self.path.display()
+            );
+        }
+        let body = &data[..complete];
+        if body.is_empty() {
+            return Ok(());
+        }
+        let mut lines = body[..body.len() - 1].split(|&b| b == b'\n');
+        let header = lines.next().unwrap_or_default();
+        if header != HEADER {
+            let what = if header.starts_with(b"pop3-uidl ") {
+                "unsupported state file version (expected \"pop3-uidl 1\")"
+            } else {
+                "not a pop3 UIDL state file (expected \"pop3-uidl 1\")"
+            };
+            return Err(self.bad_line(1, what));
+        }
+        self.seen.reserve(body.len() / 32);
+        for (i, line) in lines.enumerate() {
+            let (time, uid) = parse_record(line).map_err(|what| self.bad_line(i + 2, what))?;
+            self.file_records += 1;
+            // The first line for a uid is the earliest: keep it as "first seen".
+            self.seen.entry(uid).or_insert(time);
+        }
+        Ok(())
+    }
+
+    fn bad_line(&self, line: usize, what: &str) -> Error {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "UIDL state {} is damaged at line {line}: {what}; fix or remove the line \
+                 (removing it re-delivers that message)",
+                self.path.display()
+            ),
+        )
     }
 
     /// The file this state lives in.
@@ -58,14 +153,585 @@ impl SeenState {
     /// make it durable with one fsync before returning (the file and, when it was created,
     /// its directory). Errors are `ErrorKind::Io` naming the file.
     pub fn record(&mut self, uids: &[&Uid], now: i64) -> Result<()> {
-        let _ = (uids, now);
-        todo!("state helper")
+        let mut batch: HashSet<&Uid> = HashSet::with_capacity(uids.len());
+        let fresh: Vec<&Uid> = uids
+            .iter()
+            .copied()
+            .filter(|&uid| !self.seen.contains_key(uid) && batch.insert(uid))
+            .collect();
+        if fresh.is_empty() {
+            // Everything is already durable.
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(fresh.len() * 40 + HEADER.len() + 1);
+        if self.valid_len == 0 {
+            buf.extend_from_slice(HEADER);
+            buf.push(b'\n');
+        }
+        for uid in &fresh {
+            encode_record(&mut buf, now, uid);
+        }
+        self.append(&buf).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Io,
+                format!("cannot write UIDL state {}", self.path.display()),
+                e,
+            )
+        })?;
+        self.valid_len += buf.len() as u64;
+        self.file_records += fresh.len();
+        for uid in fresh {
+            self.seen.insert(uid.clone(), now);
+        }
+        Ok(())
+    }
+
+    /// Append `buf` to the journal with one write and one fsync.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let created = !self.exists;
+        let dir = fsutil::parent_dir(&self.path);
+        if created {
+            fsutil::create_dirs(&dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        let len = file.metadata()?.len();
+        if len < self.valid_len {
+            return Err(io::Error::other(
+                "the file shrank since it was loaded (another program changed it)",
+            ));
+        }
+        if len > self.valid_len {
+            // A torn line from a crash, or the remains of a write that failed earlier in this
+            // run: cut it off so the new records start on a line of their own.
+            file.set_len(self.valid_len)?;
+        }
+        let result = file.write_all(buf).and_then(|()| file.sync_all());
+        if let Err(e) = result {
+            // Best effort: take back what may have reached the file; the next append cuts
+            // it off anyway.
+            let _ = file.set_len(self.valid_len);
+            return Err(e);
+        }
+        self.torn_tail = false;
+        if created {
+            // Until this succeeds the next append counts as a creation again and retries it.
+            fsutil::sync_dir(&dir)?;
+            self.exists = true;
+        }
+        Ok(())
     }
 
     /// Forget every recorded uid for which `keep` is false and rewrite the file atomically
     /// (only when something was removed or the journal has grown; a no-op otherwise).
     pub fn prune(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<()> {
-        let _ = keep;
-        todo!("state helper")
+        let before = self.seen.len();
+        self.seen.retain(|uid, _| keep(uid));
+        let removed = before - self.seen.len();
+        let grown = self.file_records > GROWTH_FACTOR * self.seen.len() + GROWTH_SLACK;
+        if removed == 0 && !grown && !self.torn_tail {
+            return Ok(());
+        }
+        // Sorted by time then uid: the file reads like the journal it replaces and the
+        // output does not depend on hash order.
+        let mut entries: Vec<(&Uid, i64)> = self.seen.iter().map(|(u, &t)| (u, t)).collect();
+        entries.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        let mut buf = Vec::with_capacity(entries.len() * 40 + HEADER.len() + 1);
+        buf.extend_from_slice(HEADER);
+        buf.push(b'\n');
+        for (uid, time) in entries {
+            encode_record(&mut buf, time, uid);
+        }
+        fsutil::write_atomic(&self.path, &buf).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Io,
+                format!("cannot rewrite UIDL state {}", self.path.display()),
+                e,
+            )
+        })?;
+        self.exists = true;
+        self.valid_len = buf.len() as u64;
+        self.torn_tail = false;
+        self.file_records = self.seen.len();
+        Ok(())
+    }
+}
+
+/// Append `<time> <encoded uid>\n` to `buf`.
+fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &Uid) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    buf.extend_from_slice(time.to_string().as_bytes());
+    buf.push(b' ');
+    for &b in uid.as_bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'%' {
+            buf.push(b);
+        } else {
+            buf.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+    buf.push(b'\n');
+}
+
+/// Parse one record line (without its LF).
+fn parse_record(line: &[u8]) -> std::result::Result<(i64, Uid), &'static str> {
+    let sp = line
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or("expected \"<unix-seconds> <uid>\"")?;
+    let (num, enc) = (&line[..sp], &line[sp + 1..]);
+    let time = parse_time(num).ok_or("bad time (expected Unix seconds)")?;
+    let uid = decode_uid(enc)?;
+    Ok((time, uid))
+}
+
+/// Decimal seconds, optionally negative; nothing else (no `+`, no spaces).
+fn parse_time(num: &[u8]) -> Option<i64> {
+    let digits = num.strip_prefix(b"-").unwrap_or(num);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(num).ok()?.parse().ok()
+}
+
+/// Undo `encode_record`'s percent-encoding and validate the result as a `Uid`.
+fn decode_uid(enc: &[u8]) -> std::result::Result<Uid, &'static str> {
+    let mut out = Vec::with_capacity(enc.len());
+    let mut i = 0;
+    while i < enc.len() {
+        let b = enc[i];
+        if b == b'%' {
+            let hi = enc.get(i + 1).and_then(|&h| hex_value(h));
+            let lo = enc.get(i + 2).and_then(|&l| hex_value(l));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err("bad percent-encoding in uid");
+            };
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else if (0x21..=0x7e).contains(&b) {
+            out.push(b);
+            i += 1;
+        } else {
+            return Err("unencoded byte in uid");
+        }
+    }
+    Uid::new(&out).ok_or("invalid uid (empty, too long, or holding a forbidden byte)")
+}
+
+fn hex_value(h: u8) -> Option<u8> {
+    match h {
+        b'0'..=b'9' => Some(h - b'0'),
+        b'A'..=b'F' => Some(h - b'A' + 10),
+        b'a'..=b'f' => Some(h - b'a' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uid(s: &[u8]) -> Uid {
+        Uid::new(s).unwrap()
+    }
+
+    fn state_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("state/pop3/alice@pop.example.com:995")
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_not_created_by_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let s = SeenState::load(&path).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.path(), path);
+        assert!(!path.exists());
+        assert!(!path.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn record_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let (a, b) = (uid(b"msg-1"), uid(b"msg-2"));
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&a, &b], 1_700_000_000).unwrap();
+        assert!(s.contains(&a));
+        let c = uid(b"msg-3");
+        s.record(&[&c], 1_700_000_100).unwrap();
+
+        let t = SeenState::load(&path).unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.first_seen(&a), Some(1_700_000_000));
+        assert_eq!(t.first_seen(&b), Some(1_700_000_000));
+        assert_eq!(t.first_seen(&c), Some(1_700_000_100));
+        assert!(!t.contains(&uid(b"msg-4")));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-uidl 1\n1700000000 msg-1\n1700000000 msg-2\n1700000100 msg-3\n"
+        );
+    }
+
+    #[test]
+    fn new_file_and_dirs_are_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"x")], 1).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let parent = fs::metadata(path.parent().unwrap()).unwrap();
+        assert_eq!(parent.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn first_seen_is_kept_on_re_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let a = uid(b"a");
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&a], 100).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        s.record(&[&a, &a], 200).unwrap();
+        assert_eq!(s.first_seen(&a), Some(100));
+        // Nothing new: the journal did not grow.
+        assert_eq!(fs::metadata(&path).unwrap().len(), len);
+        assert_eq!(SeenState::load(&path).unwrap().first_seen(&a), Some(100));
+    }
+
+    #[test]
+    fn duplicate_in_one_batch_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let a = uid(b"a");
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&a, &a], 5).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-uidl 1\n5 a\n");
+    }
+
+    #[test]
+    fn hostile_uids_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut hostile: Vec<Uid> = [
+            &b"%"[..],
+            b"%41",
+            b"/",
+            b"../../etc/passwd",
+            b"..",
+            b"\"quoted'\"",
+            b"\x7f\x01\x1b[31m",
+            b"caf\xc3\xa9",
+        ]
+        .iter()
+        .map(|b| uid(b))
+        .collect();
+        hostile.push(uid(&(0x80..=0xffu8).collect::<Vec<_>>()));
+        let refs: Vec<&Uid> = hostile.iter().collect();
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&refs, 42).unwrap();
+
+        let text = fs::read(&path).unwrap();
+        assert!(
+            text.iter()
+                .all(|&b| b == b'\n' || (0x20..=0x7e).contains(&b))
+        );
+        let t = SeenState::load(&path).unwrap();
+        assert_eq!(t.len(), hostile.len());
+        for u in &hostile {
+            assert_eq!(t.first_seen(u), Some(42), "{u}");
+        }
+        // "%41" is stored encoded, so it does not collide with "A".
+        assert!(!t.contains(&uid(b"A")));
+    }
+
+    #[test]
+    fn truncated_final_line_is_ignored_and_then_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"a")], 1).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"2 torn-uid").unwrap();
+        drop(f);
+
+        let mut t = SeenState::load(&path).unwrap();
+        assert_eq!(t.len(), 1);
+        assert!(!t.contains(&uid(b"torn-uid")));
+        // The next append must not glue onto the fragment.
+        t.record(&[&uid(b"b")], 3).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-uidl 1\n1 a\n3 b\n"
+        );
+        assert_eq!(SeenState::load(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn torn_header_is_an_empty_state_that_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        fs::write(&path, b"pop3-ui").unwrap();
+        let mut s = SeenState::load(&path).unwrap();
+        assert!(s.is_empty());
+        s.record(&[&uid(b"a")], 7).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-uidl 1\n7 a\n");
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        fs::write(&path, b"").unwrap();
+        let mut s = SeenState::load(&path).unwrap();
+        assert!(s.is_empty());
+        s.record(&[&uid(b"a")], 7).unwrap();
+        assert_eq!(
+            SeenState::load(&path).unwrap().first_seen(&uid(b"a")),
+            Some(7)
+        );
+    }
+
+    fn load_err(content: &[u8]) -> Error {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uidl-state");
+        fs::write(&path, content).unwrap();
+        let err = SeenState::load(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(
+            err.message().contains(&*path.to_string_lossy()),
+            "{}",
+            err.message()
+        );
+        err
+    }
+
+    #[test]
+    fn corrupt_middle_line_names_the_line() {
+        let err = load_err(b"pop3-uidl 1\n1 a\n2 b\nnonsense\n3 c\n");
+        assert!(err.message().contains("line 4"), "{}", err.message());
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_an_error() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"pop3-uidl 2\n1 a\n", "line 1"),
+            (b"something else\n", "line 1"),
+            (b"1 a\n", "line 1"),
+            (b"pop3-uidl 1\nx1 a\n", "line 2"),
+            (b"pop3-uidl 1\n+1 a\n", "line 2"),
+            (b"pop3-uidl 1\n 1 a\n", "line 2"),
+            (b"pop3-uidl 1\n99999999999999999999 a\n", "line 2"),
+            (b"pop3-uidl 1\n1 a\n2 %4\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2 %zz\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2 a b\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2 \xff\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2 %00\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2 %20\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2 \n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n2\n", "line 3"),
+            (b"pop3-uidl 1\n1 a\n\n", "line 3"),
+        ];
+        for (content, line) in cases {
+            let err = load_err(content);
+            assert!(
+                err.message().contains(line),
+                "{:?}: {}",
+                String::from_utf8_lossy(content),
+                err.message()
+            );
+        }
+    }
+
+    #[test]
+    fn too_long_uid_is_an_error() {
+        let mut content = b"pop3-uidl 1\n1 ".to_vec();
+        content.extend(std::iter::repeat_n(
+            b'a',
+            crate::proto::types::MAX_UID_LEN + 1,
+        ));
+        content.push(b'\n');
+        let err = load_err(&content);
+        assert!(err.message().contains("line 2"), "{}", err.message());
+    }
+
+    #[test]
+    fn lowercase_hex_and_negative_time_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        fs::write(&path, b"pop3-uidl 1\n-5 a%2fb\n").unwrap();
+        let s = SeenState::load(&path).unwrap();
+        assert_eq!(s.first_seen(&uid(b"a/b")), Some(-5));
+    }
+
+    #[test]
+    fn prune_rewrites_and_keeps_only_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let uids: Vec<Uid> = (0..10).map(|i| uid(format!("u{i}").as_bytes())).collect();
+        let refs: Vec<&Uid> = uids.iter().collect();
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&refs[..5], 10).unwrap();
+        s.record(&refs[5..], 20).unwrap();
+        let on_server: Vec<&Uid> = vec![&uids[1], &uids[7]];
+        s.prune(|u| on_server.contains(&u)).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(s.contains(&uids[1]) && s.contains(&uids[7]));
+        assert!(!s.contains(&uids[0]));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-uidl 1\n10 u1\n20 u7\n"
+        );
+        // No temp files left next to the state file.
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        // Appends after a prune go to the rewritten file.
+        s.record(&[&uids[3]], 30).unwrap();
+        let t = SeenState::load(&path).unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.first_seen(&uids[3]), Some(30));
+        assert_eq!(t.first_seen(&uids[1]), Some(10));
+    }
+
+    #[test]
+    fn prune_without_removal_does_not_touch_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"a")], 1).unwrap();
+        // Replace the file by hand: a rewrite would restore the original content.
+        fs::write(&path, b"pop3-uidl 1\n1 a\n1 a\n").unwrap();
+        s.prune(|_| true).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-uidl 1\n1 a\n1 a\n"
+        );
+        // And a prune of a never-written state does not create the file.
+        let other = dir.path().join("other");
+        SeenState::load(&other).unwrap().prune(|_| false).unwrap();
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn prune_compacts_a_journal_full_of_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut content = b"pop3-uidl 1\n".to_vec();
+        for i in 0..200 {
+            content.extend_from_slice(format!("{i} same\n").as_bytes());
+        }
+        fs::write(&path, &content).unwrap();
+        let mut s = SeenState::load(&path).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.first_seen(&uid(b"same")), Some(0));
+        s.prune(|_| true).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-uidl 1\n0 same\n");
+    }
+
+    #[test]
+    fn prune_everything_leaves_a_valid_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"a")], 1).unwrap();
+        s.prune(|_| false).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-uidl 1\n");
+        s.record(&[&uid(b"b")], 2).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-uidl 1\n2 b\n");
+    }
+
+    #[test]
+    fn record_under_a_regular_file_is_io_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        let path = sub.join("state");
+        let mut s = SeenState::load(&path).unwrap();
+        // The directory cannot be created once a regular file has taken its name.
+        fs::write(&sub, b"x").unwrap();
+        let a = uid(b"a");
+        let err = s.record(&[&a], 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(
+            err.message().contains(&*path.to_string_lossy()),
+            "{}",
+            err.message()
+        );
+        assert!(!s.contains(&a), "a failed record must not count as seen");
+        // Loading through the regular file fails too, rather than reading as "all new".
+        let err = SeenState::load(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(
+            err.message().contains(&*path.to_string_lossy()),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn hundred_thousand_entries_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let uids: Vec<Uid> = (0..100_000)
+            .map(|i| uid(format!("{i:08x}.{}", i * 7).as_bytes()))
+            .collect();
+        let refs: Vec<&Uid> = uids.iter().collect();
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&refs, 1_700_000_000).unwrap();
+        let start = std::time::Instant::now();
+        let t = SeenState::load(&path).unwrap();
+        let took = start.elapsed();
+        assert_eq!(t.len(), 100_000);
+        assert!(t.contains(&uids[99_999]));
+        // Generous even for a debug build on a busy machine; a per-line regex or a
+        // quadratic scan would blow it.
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn save_load_round_trip(
+            entries in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        any::<u8>().prop_filter("valid uid byte", |b| {
+                            !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0)
+                        }),
+                        1..40,
+                    ),
+                    any::<i64>(),
+                ),
+                0..20,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s");
+            let mut s = SeenState::load(&path).unwrap();
+            let mut expected: HashMap<Uid, i64> = HashMap::new();
+            for (bytes, time) in &entries {
+                let u = uid(bytes);
+                s.record(&[&u], *time).unwrap();
+                expected.entry(u).or_insert(*time);
+            }
+            let t = SeenState::load(&path).unwrap();
+            prop_assert_eq!(t.len(), expected.len());
+            for (u, time) in &expected {
+                prop_assert_eq!(t.first_seen(u), Some(*time));
+            }
+        }
+
+        #[test]
+        fn load_never_panics(content in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s");
+            let mut data = b"pop3-uidl 1\n".to_vec();
+            data.extend_from_slice(&content);
+            fs::write(&path, &data).unwrap();
+            let _ = SeenState::load(&path);
+        }
     }
 }

@@ -1,0 +1,132 @@
+//! The command line as plain data (clap derive). Doc comments here are the `--help` text.
+//! Nothing in this module validates or merges; `cmd` turns these into `config::Overrides`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::TlsMode;
+
+/// Fetch mail from POP3 servers into a Maildir, safely: TLS always verified, a message is
+/// marked seen only after it is on disk, and deleted only after that.
+#[derive(Debug, Parser)]
+#[command(name = "pop3", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The config file [default: $XDG_CONFIG_HOME/pop3/config.toml]
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "POP3_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say what is fetched (-v); trace the protocol with secrets hidden (-vv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch new mail (from every account when none is named)
+    Fetch(FetchArgs),
+    /// List the messages on the server: number, size, UIDL and whether it is new
+    List(ListArgs),
+}
+
+/// `pop3 fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Accounts to fetch, as named in the config [default: all]
+    #[arg(value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+
+    /// Fetch every message, also those fetched before
+    #[arg(long)]
+    pub all: bool,
+
+    /// Leave messages on the server (the default unless the config says keep = false)
+    #[arg(long, conflicts_with = "delete")]
+    pub keep: bool,
+
+    /// Delete messages on the server once they are safely delivered
+    #[arg(long)]
+    pub delete: bool,
+
+    #[command(flatten)]
+    pub one_off: OneOff,
+}
+
+/// `pop3 list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The account to list, as named in the config [default: the first]
+    #[arg(value_name = "ACCOUNT")]
+    pub account: Option<String>,
+
+    #[command(flatten)]
+    pub one_off: OneOff,
+}
+
+/// Flags that describe or override an account, so no config file is needed:
+/// `pop3 fetch --host pop.example.com --user alice --maildir ~/Mail`.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Account (overrides the config)")]
+pub struct OneOff {
+    /// The POP3 server
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// The server's port [default: 995 for implicit TLS, 110 otherwise]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The login name
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// How to encrypt the connection
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsMode>,
+
+    /// Trust this CA certificate (PEM) instead of the public roots
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Deliver into this Maildir (created when missing)
+    #[arg(long, value_name = "DIR")]
+    pub maildir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_flag_before_or_after_the_subcommand() {
+        let a = Cli::try_parse_from(["pop3", "-c", "x.toml", "fetch"]).unwrap();
+        let b = Cli::try_parse_from(["pop3", "fetch", "-c", "x.toml"]).unwrap();
+        assert_eq!(a.config, b.config);
+        assert_eq!(a.config, Some(PathBuf::from("x.toml")));
+    }
+
+    #[test]
+    fn keep_and_delete_conflict() {
+        assert!(Cli::try_parse_from(["pop3", "fetch", "--keep", "--delete"]).is_err());
+    }
+}

@@ -1,0 +1,598 @@
+//! A POP3 session over any `Read + Write` stream. This is the only code that reads or writes
+//! protocol bytes; it is generic so that its tests run over a scripted in-memory stream.
+//!
+//! The session owns one bounded read buffer. Status and listing lines are limited to
+//! [`MAX_LINE`]; multi-line listings to [`MAX_MESSAGES`] entries; message bodies are never
+//! held in memory but stream through [`Decoder`] into a caller's sink (DESIGN.md invariant 6).
+//!
+//! Commands can be pipelined (RFC 2449 section 6.6): [`Session::send`] only queues a command,
+//! [`Session::flush`] writes the queue, and responses are read in order with
+//! [`Session::read_ok`] or [`Session::read_body`]. The caller (the engine) decides how many
+//! commands are in flight; this module never pipelines across a state change (STLS, PASS,
+//! AUTH) because those methods send and wait by themselves.
+//!
+//! Protocol states are types: [`Session<S, Authorization>`] can log in, only
+//! [`Session<S, Transaction>`] can list, retrieve and delete, and `quit` consumes it.
+
+use std::io::{self, Read, Write};
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use log::{debug, trace};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::command::Command;
+use crate::proto::lines::{MAX_LINE, find_eol, strip_eol};
+use crate::proto::listing::{parse_list_line, parse_stat, parse_uidl_line};
+use crate::proto::multiline::{Decoder, unstuff_line};
+use crate::proto::response::{RespCode, Response, Status, parse_status};
+use crate::proto::{Capabilities, MessageNumber, Octets, Uid};
+use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
+
+/// The most entries we accept in a LIST or UIDL listing (and the most lines in a CAPA
+/// answer); beyond this the server is hostile or broken.
+pub const MAX_MESSAGES: usize = 2_000_000;
+
+/// Size of the read buffer; large enough that one read drains several TLS records.
+const READ_BUF: usize = 128 * 1024;
+
+/// Marker: before login.
+#[derive(Debug)]
+pub enum Authorization {}
+/// Marker: logged in.
+#[derive(Debug)]
+pub enum Transaction {}
+
+/// A POP3 session in protocol state `St`.
+#[derive(Debug)]
+pub struct Session<S, St> {
+    conn: Conn<S>,
+    greeting: Vec<u8>,
+    _state: PhantomData<St>,
+}
+
+/// The connection: the stream, the read buffer and the queue of unsent commands.
+#[derive(Debug)]
+struct Conn<S> {
+    stream: S,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    /// How long one status line may take in total (the socket's own timeout bounds each
+    /// read; this bounds a server that drips a byte at a time).
+    line_deadline: Duration,
+    /// Name of the server for error messages.
+    host: String,
+}
+
+impl<S: Read + Write> Conn<S> {
+    fn new(stream: S, host: &str, timeout: Duration) -> Conn<S> {
+        Conn {
+            stream,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(4096),
+            line_deadline: timeout,
+            host: host.to_owned(),
+        }
+    }
+
+    /// Read more bytes into the buffer; 0 bytes read (EOF) is an error.
+    fn fill(&mut self) -> Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::Temporary,
+                        format!("{} closed the connection unexpectedly", self.host),
+                    ));
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_error(e, "reading from")),
+            }
+        }
+    }
+
+    fn io_error(&self, e: io::Error, doing: &str) -> Error {
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::with_source(
+                ErrorKind::Temporary,
+                format!("timed out {doing} {}", self.host),
+                e,
+            ),
+            io::ErrorKind::InvalidData => Error::with_source(
+                ErrorKind::Protocol,
+                format!("TLS error {doing} {}", self.host),
+                e,
+            ),
+            _ => Error::with_source(
+                ErrorKind::Temporary,
+                format!("connection to {} failed while {doing} it", self.host),
+                e,
+            ),
+        }
+    }
+
+    /// The next line without its line end, bounded by MAX_LINE and by the line deadline.
+    fn read_line(&mut self) -> Result<&[u8]> {
+        let started = Instant::now();
+        let mut scanned = 0;
+        loop {
+            if let Some(n) = find_eol(&self.buf[self.start + scanned..self.end]) {
+                let line_start = self.start;
+                let line_end = self.start + scanned + n;
+                self.start = line_end;
+                return Ok(strip_eol(&self.buf[line_start..line_end]));
+            }
+            scanned = self.end - self.start;
+            if scanned >= MAX_LINE {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{} sent a line longer than {MAX_LINE} bytes where a short one was due",
+                        self.host
+                    ),
+                ));
+            }
+            if started.elapsed() > self.line_deadline {
+                return Err(Error::new(
+                    ErrorKind::Temporary,
+                    format!(
+                        "timed out: {} did not finish a line within {}s",
+                        self.host,
+                        self.line_deadline.as_secs()
+                    ),
+                ));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Bytes received but not yet consumed.
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Queue a command (not yet written).
+    fn queue(&mut self, cmd: &Command) -> Result<()> {
+        debug!(target: "pop3::wire", "C: {}", cmd.trace());
+        cmd.encode(&mut self.out).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Config,
+                format!("cannot send {}", cmd.keyword()),
+                e,
+            )
+        })
+    }
+
+    /// Write every queued command.
+    fn flush(&mut self) -> Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .stream
+            .write_all(&self.out)
+            .and_then(|()| self.stream.flush());
+        // Overwrite secrets in the queue before the buffer is reused or freed.
+        self.out.fill(0);
+        self.out.clear();
+        result.map_err(|e| self.io_error(e, "writing to"))
+    }
+}
+
+/// A status line as an owned value (the borrowed [`Response`] cannot outlive the buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub ok: bool,
+    pub code: Option<RespCode>,
+    pub text: Vec<u8>,
+}
+
+impl From<Response<'_>> for Reply {
+    fn from(r: Response<'_>) -> Reply {
+        Reply {
+            ok: r.status == Status::Ok,
+            code: r.code,
+            text: r.text.to_vec(),
+        }
+    }
+}
+
+/// What a `-ERR` means when it carries no response code: the caller's choice, per command.
+fn err_reply(host: &str, what: &str, reply: &Reply, plain: ErrorKind) -> Error {
+    let (kind, advice) = match reply.code {
+        Some(RespCode::InUse) => (
+            ErrorKind::Temporary,
+            " (the mailbox is in use by another session; try again later)",
+        ),
+        Some(RespCode::LoginDelay) => (
+            ErrorKind::Temporary,
+            " (the server limits how often you may log in; try again later)",
+        ),
+        Some(RespCode::SysTemp) => (
+            ErrorKind::Temporary,
+            " (a temporary problem on the server; try again later)",
+        ),
+        Some(RespCode::SysPerm) => (
+            ErrorKind::Unavailable,
+            " (a permanent problem on the server; contact its administrator)",
+        ),
+        Some(RespCode::Auth) => (ErrorKind::Auth, " (check the user name and password)"),
+        _ => (plain, ""),
+    };
+    Error::new(
+        kind,
+        format!(
+            "{host} refused {what}: -ERR {}{advice}",
+            sanitize(&reply.text)
+        ),
+    )
+}
+
+impl<S: Read + Write, St> Session<S, St> {
+    /// The greeting's text (untrusted).
+    pub fn greeting(&self) -> &[u8] {
+        &self.greeting
+    }
+
+    /// The underlying stream.
+    pub fn stream(&self) -> &S {
+        &self.conn.stream
+    }
+
+    /// Bytes received but not yet read by the session.
+    pub fn buffered(&self) -> usize {
+        self.conn.buffered()
+    }
+
+    /// The host name used in messages.
+    pub fn host(&self) -> &str {
+        &self.conn.host
+    }
+
+    /// Read one status line.
+    pub fn read_reply(&mut self) -> Result<Reply> {
+        let host = self.conn.host.clone();
+        let line = self.conn.read_line()?;
+        trace!(target: "pop3::wire", "S: {}", sanitize(line));
+        match parse_status(line) {
+            Ok(r) => Ok(r.into()),
+            Err(e) => Err(Error::with_source(
+                ErrorKind::Protocol,
+                format!(
+                    "{host} sent something that is not a POP3 status line: {}",
+                    sanitize(line)
+                ),
+                e,
+            )),
+        }
+    }
+
+    /// Read a status line and require `+OK`; `-ERR` becomes an error of kind `plain` unless
+    /// its response code says otherwise.
+    pub fn read_ok(&mut self, what: &str, plain: ErrorKind) -> Result<Vec<u8>> {
+        let reply = self.read_reply()?;
+        if reply.ok {
+            Ok(reply.text)
+        } else {
+            Err(err_reply(&self.conn.host, what, &reply, plain))
+        }
+    }
+
+    /// Send one command and wait for `+OK`.
+    fn command(&mut self, cmd: &Command, plain: ErrorKind) -> Result<Vec<u8>> {
+        self.conn.queue(cmd)?;
+        self.conn.flush()?;
+        self.read_ok(cmd.keyword(), plain)
+    }
+
+    /// Read the lines of a multi-line body, calling `each` with every unstuffed line.
+    fn read_lines(&mut self, what: &str, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let host = self.conn.host.clone();
+        let mut count = 0usize;
+        loop {
+            let line = self.conn.read_line()?;
+            let Some(line) = unstuff_line(line) else {
+                return Ok(());
+            };
+            count += 1;
+            if count > MAX_MESSAGES {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!("{host} sent more than {MAX_MESSAGES} lines in answer to {what}"),
+                ));
+            }
+            each(line)?;
+        }
+    }
+
+    /// CAPA (RFC 2449). A server without CAPA (`-ERR`) has no optional capabilities.
+    pub fn capa(&mut self) -> Result<Capabilities> {
+        self.conn.queue(&Command::Capa)?;
+        self.conn.flush()?;
+        let reply = self.read_reply()?;
+        let mut caps = Capabilities::default();
+        if !reply.ok {
+            return Ok(caps);
+        }
+        self.read_lines("CAPA", |line| {
+            caps.add_line(line);
+            Ok(())
+        })?;
+        Ok(caps)
+    }
+
+    /// Queue a command without writing it (for pipelining).
+    pub fn send(&mut self, cmd: &Command) -> Result<()> {
+        self.conn.queue(cmd)
+    }
+
+    /// Write the queued commands.
+    pub fn flush(&mut self) -> Result<()> {
+        self.conn.flush()
+    }
+
+    fn into_state<T>(self) -> Session<S, T> {
+        Session {
+            conn: self.conn,
+            greeting: self.greeting,
+            _state: PhantomData,
+        }
+    }
+}
+
+impl<S: Read + Write> Session<S, Authorization> {
+    /// Read the greeting of a fresh connection.
+    pub fn connect(stream: S, host: &str, timeout: Duration) -> Result<Self> {
+        let mut session = Session {
+            conn: Conn::new(stream, host, timeout),
+            greeting: Vec::new(),
+            _state: PhantomData,
+        };
+        let greeting = session.read_ok("the connection", ErrorKind::Unavailable)?;
+        session.greeting = greeting;
+        Ok(session)
+    }
+
+    /// Continue on a stream that has just been upgraded by STLS: there is no new greeting
+    /// (RFC 2595 section 4) and nothing from before the upgrade is kept.
+    pub fn resume(stream: S, host: &str, timeout: Duration, greeting: Vec<u8>) -> Self {
+        Session {
+            conn: Conn::new(stream, host, timeout),
+            greeting,
+            _state: PhantomData,
+        }
+    }
+
+    /// Send STLS and, on `+OK`, give back the raw stream for the TLS handshake.
+    ///
+    /// Any byte buffered after the `+OK` is an error: it arrived before encryption and could
+    /// be injected by an attacker (RFC 2595 section 4; the STARTTLS command-injection bugs).
+    pub fn stls(mut self) -> Result<(S, Vec<u8>)> {
+        self.conn.queue(&Command::Stls)?;
+        self.conn.flush()?;
+        self.read_ok("STLS", ErrorKind::Unavailable)?;
+        if self.conn.buffered() != 0 {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{} sent {} unexpected bytes after accepting STLS; refusing to continue \
+                     (someone may be tampering with the connection)",
+                    self.conn.host,
+                    self.conn.buffered()
+                ),
+            ));
+        }
+        Ok((self.conn.stream, self.greeting))
+    }
+
+    /// USER/PASS (RFC 1939 section 7). The caller has checked that the connection is
+    /// encrypted or that the account allows a cleartext password.
+    pub fn login_user_pass(
+        mut self,
+        user: &str,
+        password: &Secret,
+    ) -> std::result::Result<Session<S, Transaction>, LoginFailed<S>> {
+        if let Err(e) = self.command(&Command::User(user), ErrorKind::Auth) {
+            return Err(Box::new((e, self)));
+        }
+        match self.command(&Command::Pass(password.expose()), ErrorKind::Auth) {
+            Ok(_) => Ok(self.into_state()),
+            Err(e) => Err(Box::new((e, self))),
+        }
+    }
+
+    /// Close politely before login.
+    pub fn quit(mut self) -> Result<()> {
+        self.command(&Command::Quit, ErrorKind::Protocol).map(drop)
+    }
+}
+
+/// A refused login: the error and the session, still in the AUTHORIZATION state.
+pub type LoginFailed<S> = Box<(Error, Session<S, Authorization>)>;
+
+/// A message number with its size and unique id, as the server listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub number: MessageNumber,
+    pub size: Octets,
+    pub uid: Uid,
+}
+
+impl<S: Read + Write> Session<S, Transaction> {
+    /// STAT: message count and total size.
+    pub fn stat(&mut self) -> Result<(u32, Octets)> {
+        let text = self.command(&Command::Stat, ErrorKind::Protocol)?;
+        parse_stat(&text).map_err(|e| {
+            Error::with_source(
+                ErrorKind::BadData,
+                format!("{} sent a bad STAT answer", self.conn.host),
+                e,
+            )
+        })
+    }
+
+    /// UIDL and LIST for every message, in one flight when `pipelining`, joined by message
+    /// number. Duplicate message numbers or duplicate UIDLs are rejected (ErrorKind::BadData):
+    /// with a repeated UIDL we could not tell which message was delivered.
+    pub fn listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
+        let host = self.conn.host.clone();
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::BadData,
+                format!("{host} sent a bad {what} line: {e}"),
+            )
+        };
+        self.conn.queue(&Command::Uidl(None))?;
+        if pipelining {
+            self.conn.queue(&Command::List(None))?;
+        }
+        self.conn.flush()?;
+        let reply = self.read_reply()?;
+        if !reply.ok {
+            if pipelining {
+                // Drain the LIST answer so the connection stays in step.
+                if self.read_reply()?.ok {
+                    self.read_lines("LIST", |_| Ok(()))?;
+                }
+            }
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{host} does not support UIDL (-ERR {}); pop3 needs it to know which \
+                     messages it has already fetched",
+                    sanitize(&reply.text)
+                ),
+            ));
+        }
+        let mut uids: Vec<(MessageNumber, Uid)> = Vec::new();
+        self.read_lines("UIDL", |line| {
+            let entry = parse_uidl_line(line).map_err(|e| bad("UIDL", &e))?;
+            uids.push(entry);
+            Ok(())
+        })?;
+        if !pipelining {
+            self.conn.queue(&Command::List(None))?;
+            self.conn.flush()?;
+        }
+        self.read_ok("LIST", ErrorKind::Protocol)?;
+        let mut sizes: Vec<(MessageNumber, Octets)> = Vec::with_capacity(uids.len());
+        self.read_lines("LIST", |line| {
+            sizes.push(parse_list_line(line).map_err(|e| bad("LIST", &e))?);
+            Ok(())
+        })?;
+        join_listing(&host, uids, sizes)
+    }
+
+    /// Read the answer to a RETR or TOP that was sent earlier and stream the decoded message
+    /// (LF line endings, dot-unstuffed) into `sink`. `limit` bounds the decoded size: a body
+    /// that grows beyond it is a server that lies (ErrorKind::BadData). On any error the
+    /// connection is no longer in step and must be dropped.
+    pub fn read_body(
+        &mut self,
+        what: &str,
+        limit: u64,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<u64> {
+        self.read_ok(what, ErrorKind::Protocol)?;
+        let mut decoder = Decoder::new();
+        let mut sink_error = None;
+        loop {
+            let chunk = &self.conn.buf[self.conn.start..self.conn.end];
+            let consumed = decoder.feed(chunk, &mut |bytes: &[u8]| {
+                sink(bytes).map_err(|e| {
+                    sink_error = Some(e);
+                })
+            });
+            let consumed = match consumed {
+                Ok(n) => n,
+                Err(()) => {
+                    let e = sink_error.take().expect("sink error recorded");
+                    return Err(Error::with_source(
+                        ErrorKind::Io,
+                        format!("cannot deliver the message ({what})"),
+                        e,
+                    ));
+                }
+            };
+            self.conn.start += consumed;
+            if decoder.output_len() > limit {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!(
+                        "{} sent more than {limit} bytes for {what}; its LIST size is far off",
+                        self.conn.host
+                    ),
+                ));
+            }
+            if decoder.is_done() {
+                return Ok(decoder.output_len());
+            }
+            self.conn.fill()?;
+        }
+    }
+
+    /// QUIT: ends the session; deletions take effect only when this returns `Ok`
+    /// (RFC 1939 section 6, the UPDATE state).
+    pub fn quit(mut self) -> Result<()> {
+        self.command(&Command::Quit, ErrorKind::Protocol).map(drop)
+    }
+}
+
+/// Join UIDL and LIST answers by message number, rejecting repeats and mismatches.
+fn join_listing(
+    host: &str,
+    mut uids: Vec<(MessageNumber, Uid)>,
+    mut sizes: Vec<(MessageNumber, Octets)>,
+) -> Result<Vec<Listed>> {
+    let bad = |msg: String| Error::new(ErrorKind::BadData, format!("{host} {msg}"));
+    uids.sort_by_key(|(n, _)| *n);
+    sizes.sort_by_key(|(n, _)| *n);
+    if uids.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(bad("listed a message number twice in UIDL".into()));
+    }
+    if sizes.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(bad("listed a message number twice in LIST".into()));
+    }
+    {
+        let mut seen: Vec<&Uid> = uids.iter().map(|(_, u)| u).collect();
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(format!(
+                "gave two messages the same UIDL {}; refusing to guess which one was fetched",
+                w[0]
+            )));
+        }
+    }
+    if uids.len() != sizes.len() || uids.iter().zip(&sizes).any(|(a, b)| a.0 != b.0) {
+        return Err(bad(format!(
+            "listed different messages in UIDL ({}) and LIST ({})",
+            uids.len(),
+            sizes.len()
+        )));
+    }
+    Ok(uids
+        .into_iter()
+        .zip(sizes)
+        .map(|((number, uid), (_, size))| Listed { number, size, uid })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! Subcommands. This is the only place that prints results (stdout) and per-account errors
+//! (stderr); `main` prints the error that ends a whole run.
+
+pub mod fetch;
+pub mod list;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, OneOff};
+use crate::config::{self, Config, Overrides};
+use crate::error::{Error, ErrorKind, Result};
+
+/// What every subcommand gets: the parsed global flags and the loaded config.
+pub struct Context {
+    pub config: Config,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+/// Load the config and run the subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config::load(cli.config.as_deref())?;
+    let ctx = Context {
+        config,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match cli.command {
+        Command::Fetch(args) => fetch::run(&ctx, &args),
+        Command::List(args) => list::run(&ctx, &args),
+    }
+}
+
+/// The command-line flags as config overrides.
+fn overrides(one_off: &OneOff, keep: Option<bool>) -> Overrides {
+    Overrides {
+        host: one_off.host.clone(),
+        port: one_off.port,
+        user: one_off.user.clone(),
+        tls: one_off.tls,
+        ca_file: one_off.ca_file.clone(),
+        maildir: one_off.maildir.clone(),
+        keep,
+    }
+}
+
+/// Which accounts a command runs on: the named ones, else the one-off account of the
+/// flags, else every account in the config (in file order). `None` is the one-off account.
+fn select(config: &Config, named: &[String], over: &Overrides) -> Result<Vec<Option<String>>> {
+    if !named.is_empty() {
+        return Ok(named.iter().cloned().map(Some).collect());
+    }
+    if over.is_one_off() {
+        return Ok(vec![None]);
+    }
+    let all: Vec<Option<String>> = config
+        .account_names()
+        .into_iter()
+        .map(|n| Some(n.to_owned()))
+        .collect();
+    if all.is_empty() {
+        let file = config::paths::default_config_file()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "~/.config/pop3/config.toml".into());
+        let shown = config
+            .path
+            .as_ref()
+            .map_or(file, |p| p.display().to_string());
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "no accounts configured: add an [accounts.NAME] table to {shown}, or give \
+                 --host, --user and --maildir"
+            ),
+        ));
+    }
+    Ok(all)
+}
+
+/// Print one account's error as a single line on stderr.
+fn report(account: &str, err: &Error) {
+    eprintln!("pop3: {account}: {}", err.chain());
+}

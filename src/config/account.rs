@@ -1,0 +1,149 @@
+//! The resolved, validated account: enums, durations and paths, never strings to re-parse.
+//! Everything downstream (engine, client, delivery) takes an [`Account`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    /// TLS from the first byte (port 995).
+    Implicit,
+    /// Plain connection upgraded with STLS before login (port 110); no fallback.
+    Starttls,
+    /// No encryption at all.
+    None,
+}
+
+impl TlsMode {
+    /// The default port for this mode.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::Implicit => 995,
+            TlsMode::Starttls | TlsMode::None => 110,
+        }
+    }
+
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::Starttls => "starttls",
+            TlsMode::None => "none",
+        }
+    }
+}
+
+/// Which login mechanism to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMech {
+    /// The strongest mechanism both sides support (today: USER/PASS, which needs an
+    /// encrypted connection or `allow_plaintext_password`).
+    Auto,
+    /// USER/PASS (RFC 1939 section 7).
+    User,
+}
+
+/// Where the password comes from.
+#[derive(Debug, Clone)]
+pub enum PasswordSource {
+    /// Written in the config file.
+    Literal(Secret),
+    /// The first line of a command's output (argv, no shell).
+    Command(Vec<String>),
+    /// The first line of `sh -c STRING`'s output.
+    Shell(String),
+    /// An environment variable.
+    Env(String),
+    /// Ask on the terminal.
+    Prompt,
+    /// Nothing configured: `POP3_PASSWORD`, else a prompt when stdin is a terminal.
+    Default,
+}
+
+/// Where fetched mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Maildir(PathBuf),
+}
+
+/// One account, ready to fetch.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The name in the config (`[accounts.NAME]`), or `user@host` for a one-off account.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: PasswordSource,
+    pub auth: AuthMech,
+    pub tls: TlsMode,
+    pub tls_ca_file: Option<PathBuf>,
+    /// Connect, TLS handshake, and every read and write must finish within it.
+    pub timeout: Duration,
+    pub allow_plaintext_password: bool,
+    /// Leave messages on the server.
+    pub keep: bool,
+    pub add_received: bool,
+    pub delivery: Delivery,
+}
+
+impl Account {
+    /// The account's identity for state and lock files: `user@host:port`, made safe for a
+    /// file name (anything but ASCII letters, digits, `.`, `-`, `_` and `@` becomes `_`,
+    /// and a leading `.` too).
+    pub fn state_key(&self) -> String {
+        let raw = format!("{}@{}:{}", self.user, self.host, self.port);
+        let mut key: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if key.starts_with('.') {
+            key.replace_range(0..1, "_");
+        }
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(user: &str, host: &str) -> Account {
+        Account {
+            name: "t".into(),
+            host: host.into(),
+            port: 995,
+            user: user.into(),
+            password: PasswordSource::Default,
+            auth: AuthMech::Auto,
+            tls: TlsMode::Implicit,
+            tls_ca_file: None,
+            timeout: Duration::from_secs(60),
+            allow_plaintext_password: false,
+            keep: true,
+            add_received: true,
+            delivery: Delivery::Maildir("/tmp/m".into()),
+        }
+    }
+
+    #[test]
+    fn state_key_is_a_safe_file_name() {
+        assert_eq!(
+            account("alice@example.com", "pop.example.com").state_key(),
+            "alice@example.com@pop.example.com_995"
+        );
+        let k = account("../../etc/passwd", "h/x").state_key();
+        assert!(!k.contains('/'), "{k}");
+        assert!(!k.starts_with('.'), "{k}");
+        assert_eq!(account("a b\n", "h").state_key(), "a_b_@h_995");
+    }
+}

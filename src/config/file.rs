@@ -1,0 +1,216 @@
+//! The TOML file, mirrored 1:1 by serde structs with `deny_unknown_fields` everywhere, so an
+//! unknown or misspelt key is an error naming the file, line and key (STYLE.md rule 12).
+//! Nothing here validates values; `config::account` turns these into a typed `Account`.
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::account::TlsMode;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Settings every account inherits.
+    #[serde(default)]
+    pub defaults: AccountTable,
+    /// The accounts by name, in file order (the exit code is that of the first failing
+    /// account in this order).
+    #[serde(default)]
+    pub accounts: Accounts,
+}
+
+/// `[accounts.NAME]` tables in the order the file has them.
+#[derive(Debug, Default)]
+pub struct Accounts(pub Vec<(String, AccountTable)>);
+
+impl<'de> Deserialize<'de> for Accounts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Accounts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("tables [accounts.NAME]")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Accounts, A::Error> {
+                let mut out = Vec::new();
+                while let Some((name, table)) = map.next_entry::<String, AccountTable>()? {
+                    out.push((name, table));
+                }
+                Ok(Accounts(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One `[accounts.NAME]` or the `[defaults]` table. Every field is optional here; the
+/// resolver says which are required.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountTable {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<PasswordTable>,
+    pub auth: Option<AuthName>,
+    pub tls: Option<TlsMode>,
+    pub tls_ca_file: Option<String>,
+    pub timeout: Option<DurationValue>,
+    pub allow_plaintext_password: Option<bool>,
+    pub keep: Option<bool>,
+    pub add_received: Option<bool>,
+    pub deliver: Option<DeliverTable>,
+}
+
+/// `deliver.maildir = "..."`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverTable {
+    pub maildir: Option<String>,
+}
+
+/// `password = "literal"` or `password.command = [...]` / `password.env = "VAR"` /
+/// `password.prompt = true`.
+#[derive(Debug, Clone)]
+pub enum PasswordTable {
+    Literal(String),
+    Source(PasswordSourceTable),
+}
+
+/// The table form of `password`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSourceTable {
+    pub command: Option<CommandSpec>,
+    pub env: Option<String>,
+    pub prompt: Option<bool>,
+}
+
+/// A command as an argv array or as a string for `sh -c`.
+#[derive(Debug, Clone)]
+pub enum CommandSpec {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+// Hand-written instead of `#[serde(untagged)]`, whose "data did not match any variant"
+// hides the real problem (an unknown key inside `password.`, say).
+impl<'de> Deserialize<'de> for PasswordTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PasswordTable;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a table with command, env or prompt")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PasswordTable, E> {
+                Ok(PasswordTable::Literal(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PasswordTable, A::Error> {
+                PasswordSourceTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(PasswordTable::Source)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CommandSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of strings (argv) or a string (run with sh -c)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CommandSpec, E> {
+                Ok(CommandSpec::Shell(v.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<CommandSpec, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                Ok(CommandSpec::Argv(argv))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `auth = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthName {
+    Auto,
+    User,
+}
+
+/// A duration written as a number and a unit: `500ms`, `30s`, `5m`, `2h`, `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationValue(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(DurationValue).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid duration {s:?}: write a number and a unit, e.g. \"30s\", \"5m\", \"1h\""
+            ))
+        })
+    }
+}
+
+/// Parse `<digits><unit>` with unit ms, s, m, h or d (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let secs = |mul: u64| n.checked_mul(mul).map(std::time::Duration::from_secs);
+    match unit.trim() {
+        "ms" => Some(std::time::Duration::from_millis(n)),
+        "" | "s" => secs(1),
+        "m" | "min" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86400),
+        _ => None,
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "implicit" => Ok(TlsMode::Implicit),
+            "starttls" => Ok(TlsMode::Starttls),
+            "none" => Ok(TlsMode::None),
+            _ => Err(de::Error::custom(format!(
+                "invalid tls {s:?}: expected \"implicit\", \"starttls\" or \"none\""
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("14d"), Some(Duration::from_secs(14 * 86400)));
+        assert_eq!(parse_duration("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("3 weeks"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+}

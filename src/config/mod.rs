@@ -1,0 +1,433 @@
+//! Configuration: [`load`] reads the TOML file (strictly), [`resolve`] merges
+//! `[defaults]` < `[accounts.NAME]` < command line into one validated [`Account`]
+//! (STYLE.md rule 5). Validation happens here once; nothing downstream re-parses strings.
+
+pub mod account;
+pub mod file;
+pub mod paths;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use account::{Account, AuthMech, Delivery, PasswordSource, TlsMode};
+use file::{AccountTable, AuthName, CommandSpec, ConfigFile, PasswordTable};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
+
+/// The default for every read, write and connect.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A loaded config file (or none).
+#[derive(Debug, Default)]
+pub struct Config {
+    /// The file it came from; `None` when there is no file.
+    pub path: Option<PathBuf>,
+    file: ConfigFile,
+    /// Whether group or others may read the file (a literal password is then refused).
+    readable_by_others: bool,
+}
+
+/// Settings from the command line, applied over every selected account.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub tls: Option<TlsMode>,
+    pub ca_file: Option<PathBuf>,
+    pub maildir: Option<PathBuf>,
+    pub keep: Option<bool>,
+}
+
+impl Overrides {
+    /// Whether these flags describe an account of their own (no config needed).
+    pub fn is_one_off(&self) -> bool {
+        self.host.is_some()
+    }
+}
+
+/// Load the config: `explicit` (from `-c` or `POP3_CONFIG`) must exist; the default file
+/// may be missing, which gives an empty config.
+pub fn load(explicit: Option<&Path>) -> Result<Config> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => paths::default_config_file()?,
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            return Ok(Config::default());
+        }
+        Err(e) => {
+            return Err(Error::with_source(
+                ErrorKind::Config,
+                format!("cannot read config file {}", path.display()),
+                e,
+            ));
+        }
+    };
+    let file = parse(&path, &text)?;
+    let readable_by_others = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o044 != 0)
+            .unwrap_or(false)
+    };
+    Ok(Config {
+        path: Some(path),
+        file,
+        readable_by_others,
+    })
+}
+
+/// Parse the text of a config file; errors name the file, the line and the key.
+pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
+    toml::from_str(text).map_err(|e| {
+        let mut msg = format!("{}", path.display());
+        if let Some(span) = e.span() {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            msg.push_str(&format!(": line {line}"));
+            if let Some(table) = enclosing_table(text, span.start) {
+                msg.push_str(&format!(" (in [{table}])"));
+            }
+        }
+        msg.push_str(&format!(": {}", e.message().trim_end()));
+        Error::new(ErrorKind::Config, msg)
+    })
+}
+
+/// The `[table]` header in force at byte offset `at`, for error messages.
+fn enclosing_table(text: &str, at: usize) -> Option<&str> {
+    text[..at.min(text.len())]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+        })
+}
+
+impl Config {
+    /// The account names in file order.
+    pub fn account_names(&self) -> Vec<&str> {
+        self.file
+            .accounts
+            .0
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    fn where_(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => "the command line (no config file)".to_owned(),
+        }
+    }
+
+    /// Resolve account `name` (or, with `name = None`, the one-off account that the
+    /// command-line flags describe) into a validated [`Account`].
+    pub fn resolve(&self, name: Option<&str>, over: &Overrides) -> Result<Account> {
+        let table = match name {
+            Some(n) => {
+                let found = self.file.accounts.0.iter().find(|(k, _)| k == n);
+                match found {
+                    Some((_, t)) => merge(&self.file.defaults, t),
+                    None => {
+                        let known = self.account_names().join(", ");
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!(
+                                "no account named {n:?} in {}{}",
+                                self.where_(),
+                                if known.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" (accounts: {known})")
+                                }
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => self.file.defaults.clone(),
+        };
+        self.validate(name, table, over)
+    }
+
+    fn validate(&self, name: Option<&str>, t: AccountTable, over: &Overrides) -> Result<Account> {
+        let label = match name {
+            Some(n) => format!("[accounts.{n}] in {}", self.where_()),
+            None => "the one-off account (--host ...)".to_owned(),
+        };
+        let missing = |key: &str, flag: &str| {
+            Error::new(
+                ErrorKind::Config,
+                format!("{label}: `{key}` is not set (or give {flag})"),
+            )
+        };
+        let host = over
+            .host
+            .clone()
+            .or(t.host)
+            .ok_or_else(|| missing("host", "--host"))?;
+        let user = over
+            .user
+            .clone()
+            .or(t.user)
+            .ok_or_else(|| missing("user", "--user"))?;
+        for (key, value) in [("host", &host), ("user", &user)] {
+            if value.is_empty() || value.chars().any(|c| c.is_control()) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{label}: `{key}` must be non-empty and hold no control characters"),
+                ));
+            }
+        }
+        let tls = over.tls.or(t.tls).unwrap_or(TlsMode::Implicit);
+        let port = over.port.or(t.port).unwrap_or(tls.default_port());
+        let tls_ca_file = match (&over.ca_file, &t.tls_ca_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(s)) => Some(paths::expand_tilde(s)?),
+            (None, None) => None,
+        };
+        let delivery = match (&over.maildir, t.deliver.and_then(|d| d.maildir)) {
+            (Some(p), _) => Delivery::Maildir(p.clone()),
+            (None, Some(s)) => Delivery::Maildir(paths::expand_tilde(&s)?),
+            (None, None) => return Err(missing("deliver.maildir", "--maildir")),
+        };
+        let password = match t.password {
+            None => PasswordSource::Default,
+            Some(PasswordTable::Literal(p)) => {
+                if self.readable_by_others {
+                    let path = self.where_();
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: refusing a literal `password` in a file that group or \
+                             others can read; run `chmod 600 {path}` or use password.command"
+                        ),
+                    ));
+                }
+                PasswordSource::Literal(Secret::new(p))
+            }
+            Some(PasswordTable::Source(s)) => {
+                let set = [s.command.is_some(), s.env.is_some(), s.prompt == Some(true)];
+                if set.iter().filter(|b| **b).count() != 1 {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: set exactly one of password.command, password.env, \
+                             password.prompt = true"
+                        ),
+                    ));
+                }
+                match (s.command, s.env) {
+                    (Some(CommandSpec::Argv(argv)), _) if argv.is_empty() => {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!("{label}: password.command is an empty list"),
+                        ));
+                    }
+                    (Some(CommandSpec::Argv(argv)), _) => PasswordSource::Command(argv),
+                    (Some(CommandSpec::Shell(sh)), _) => PasswordSource::Shell(sh),
+                    (None, Some(var)) => PasswordSource::Env(var),
+                    (None, None) => PasswordSource::Prompt,
+                }
+            }
+        };
+        let auth = match t.auth.unwrap_or(AuthName::Auto) {
+            AuthName::Auto => AuthMech::Auto,
+            AuthName::User => AuthMech::User,
+        };
+        let allow_plaintext_password = t.allow_plaintext_password.unwrap_or(false);
+        if tls == TlsMode::None && !allow_plaintext_password {
+            // Every mechanism we offer today reveals the password (DESIGN.md, Config).
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{label}: tls = \"none\" would send the password unencrypted; use \
+                     tls = \"implicit\" or \"starttls\", or set allow_plaintext_password = true \
+                     if you accept that risk"
+                ),
+            ));
+        }
+        let timeout = t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+        if timeout.is_zero() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("{label}: `timeout` must be greater than 0"),
+            ));
+        }
+        Ok(Account {
+            name: name.map_or_else(|| format!("{user}@{host}"), str::to_owned),
+            host,
+            port,
+            user,
+            password,
+            auth,
+            tls,
+            tls_ca_file,
+            timeout,
+            allow_plaintext_password,
+            keep: over.keep.or(t.keep).unwrap_or(true),
+            add_received: t.add_received.unwrap_or(true),
+            delivery,
+        })
+    }
+}
+
+/// `[defaults]` under an account table: each key the account sets wins.
+fn merge(defaults: &AccountTable, account: &AccountTable) -> AccountTable {
+    let d = defaults.clone();
+    let a = account.clone();
+    AccountTable {
+        host: a.host.or(d.host),
+        port: a.port.or(d.port),
+        user: a.user.or(d.user),
+        password: a.password.or(d.password),
+        auth: a.auth.or(d.auth),
+        tls: a.tls.or(d.tls),
+        tls_ca_file: a.tls_ca_file.or(d.tls_ca_file),
+        timeout: a.timeout.or(d.timeout),
+        allow_plaintext_password: a.allow_plaintext_password.or(d.allow_plaintext_password),
+        keep: a.keep.or(d.keep),
+        add_received: a.add_received.or(d.add_received),
+        deliver: a.deliver.or(d.deliver),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<Config> {
+        let path = PathBuf::from("test.toml");
+        let file = parse(&path, text)?;
+        Ok(Config {
+            path: Some(path),
+            file,
+            readable_by_others: false,
+        })
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_table_and_key() {
+        let err = config("[defaults]\nkeep = true\n\n[accounts.work]\nhost = \"h\"\nhots = 1\n")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(msg.starts_with("test.toml: line 6"), "{msg}");
+        assert!(msg.contains("accounts.work"), "{msg}");
+        assert!(msg.contains("hots"), "{msg}");
+    }
+
+    #[test]
+    fn bad_enum_values_are_config_errors_with_line() {
+        let msg = config("[accounts.a]\n\ntls = \"ssl\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3") && msg.contains("ssl"), "{msg}");
+        let msg = config("[accounts.a]\ntimeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2") && msg.contains("soon"), "{msg}");
+        let msg = config("[accounts.a]\npassword.cmd = [\"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("cmd"), "{msg}");
+    }
+
+    #[test]
+    fn defaults_merge_and_accounts_keep_file_order() {
+        let c = config(
+            "[defaults]\ntls = \"starttls\"\nuser = \"u\"\ndeliver.maildir = \"/m\"\n\
+             [accounts.zeta]\nhost = \"z\"\n[accounts.alpha]\nhost = \"a\"\nport = 1100\n\
+             tls = \"implicit\"\npassword.command = [\"pass\", \"x\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.account_names(), ["zeta", "alpha"]);
+        let z = c.resolve(Some("zeta"), &Overrides::default()).unwrap();
+        assert_eq!(
+            (z.tls, z.port, z.user.as_str()),
+            (TlsMode::Starttls, 110, "u")
+        );
+        assert!(z.keep);
+        let a = c.resolve(Some("alpha"), &Overrides::default()).unwrap();
+        assert_eq!((a.tls, a.port), (TlsMode::Implicit, 1100));
+        assert!(matches!(a.password, PasswordSource::Command(ref v) if v == &["pass", "x"]));
+        let over = Overrides {
+            keep: Some(false),
+            port: Some(7),
+            ..Overrides::default()
+        };
+        let a = c.resolve(Some("alpha"), &over).unwrap();
+        assert_eq!((a.port, a.keep), (7, false));
+        assert!(
+            c.resolve(Some("nope"), &over)
+                .unwrap_err()
+                .to_string()
+                .contains("zeta")
+        );
+    }
+
+    #[test]
+    fn literal_password_refused_when_file_is_readable() {
+        let mut c = config(
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\npassword = \"pw\"\ndeliver.maildir = \"/m\"\n",
+        )
+        .unwrap();
+        assert!(c.resolve(Some("a"), &Overrides::default()).is_ok());
+        c.readable_by_others = true;
+        let err = c.resolve(Some("a"), &Overrides::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert!(!err.to_string().contains("pw\""), "{err}");
+    }
+
+    #[test]
+    fn plaintext_needs_explicit_permission() {
+        let base =
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ntls = \"none\"\ndeliver.maildir = \"/m\"\n";
+        let err = config(base)
+            .unwrap()
+            .resolve(Some("a"), &Overrides::default())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("allow_plaintext_password"),
+            "{err}"
+        );
+        let ok = config(&format!("{base}allow_plaintext_password = true\n")).unwrap();
+        let a = ok.resolve(Some("a"), &Overrides::default()).unwrap();
+        assert_eq!(a.port, 110);
+    }
+
+    #[test]
+    fn one_off_account_from_flags() {
+        let over = Overrides {
+            host: Some("pop.example.com".into()),
+            user: Some("alice".into()),
+            maildir: Some("/tmp/M".into()),
+            ..Overrides::default()
+        };
+        let a = Config::default().resolve(None, &over).unwrap();
+        assert_eq!(a.name, "alice@pop.example.com");
+        assert_eq!((a.port, a.tls), (995, TlsMode::Implicit));
+        let err = Config::default()
+            .resolve(
+                None,
+                &Overrides {
+                    maildir: None,
+                    ..over
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("--maildir"), "{err}");
+    }
+}

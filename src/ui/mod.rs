@@ -1,0 +1,3 @@
+//! Terminal-facing helpers: escaping untrusted text.
+
+pub mod sanitize;
