@@ -25,7 +25,7 @@ use log::{debug, info, warn};
 
 use crate::client::{Authorization, Listed, Session, Transaction};
 use crate::config::{Account, AuthMech, Delivery, TlsMode};
-use crate::deliver::Sink;
+use crate::deliver::{Envelope, Sink};
 use crate::deliver::maildir::Maildir;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Stream, tls};
@@ -270,7 +270,12 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
             Awaiting::Retr(i) => {
                 let msg = plan[i];
                 let what = format!("RETR {}", msg.number);
-                let mut pending = sink.begin()?;
+                let envelope = Envelope {
+                    account: &account.name,
+                    uid: &msg.uid,
+                    size: msg.size,
+                };
+                let mut pending = sink.begin(&envelope)?;
                 let mut written = 0u64;
                 if account.add_received {
                     let header = received_header(account, &local_host, &msg.uid);

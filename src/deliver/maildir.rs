@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Pending, Sink};
+use super::{Envelope, Pending, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil;
 
@@ -145,7 +145,7 @@ impl Maildir {
 
 impl Sink for Maildir {
     /// Errors creating the `tmp/` file are `ErrorKind::Io` naming it.
-    fn begin(&mut self) -> Result<Box<dyn Pending + '_>> {
+    fn begin(&mut self, _envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>> {
         Ok(Box::new(self.begin_message()?))
     }
 }
@@ -288,6 +288,16 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    fn test_envelope() -> Envelope<'static> {
+        static UID: std::sync::LazyLock<crate::proto::Uid> =
+            std::sync::LazyLock::new(|| crate::proto::Uid::new(b"uid-1").unwrap());
+        Envelope {
+            account: "test",
+            uid: &UID,
+            size: crate::proto::Octets(10),
+        }
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
             .unwrap()
@@ -316,7 +326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut md = Maildir::open(dir.path()).unwrap();
         let body = b"Subject: hi\n\nhello\n";
-        let mut p = md.begin().unwrap();
+        let mut p = md.begin(&test_envelope()).unwrap();
         p.write_all(&body[..5]).unwrap();
         p.write_all(&body[5..]).unwrap();
         assert_eq!(names(&dir.path().join("tmp")).len(), 1);
@@ -343,7 +353,7 @@ mod tests {
     fn name_follows_the_specification() {
         let dir = tempfile::tempdir().unwrap();
         let mut md = Maildir::open(dir.path()).unwrap();
-        let p = md.begin().unwrap();
+        let p = md.begin(&test_envelope()).unwrap();
         p.commit().unwrap();
         let name = names(&dir.path().join("new")).remove(0);
         let (secs, rest) = name.split_once(".M").unwrap();
@@ -363,7 +373,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut md = Maildir::open(dir.path()).unwrap();
         let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let mut p = md.begin().unwrap();
+        let mut p = md.begin(&test_envelope()).unwrap();
         for chunk in body.chunks(777) {
             p.write_all(chunk).unwrap();
         }
@@ -381,7 +391,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut md = Maildir::open(dir.path()).unwrap();
         {
-            let mut p = md.begin().unwrap();
+            let mut p = md.begin(&test_envelope()).unwrap();
             p.write_all(b"partial message").unwrap();
             assert_eq!(names(&dir.path().join("tmp")).len(), 1);
         }
@@ -398,7 +408,7 @@ mod tests {
         let mut md2 = Maildir::open(dir.path()).unwrap();
         for i in 0..200 {
             let sink = if i % 2 == 0 { &mut md } else { &mut md2 };
-            let mut p = sink.begin().unwrap();
+            let mut p = sink.begin(&test_envelope()).unwrap();
             p.write_all(b"same\n").unwrap();
             p.commit().unwrap();
         }

@@ -8,6 +8,20 @@ pub mod maildir;
 use std::io::Write;
 
 use crate::error::Result;
+use crate::proto::{Octets, Uid};
+
+/// What a sink may know about the message it is about to receive (for an MDA's
+/// environment, say). The envelope sender is not here: mbox and MDA sinks read it from the
+/// message's own `Return-Path:` as it streams in.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// The account's name.
+    pub account: &'a str,
+    /// The message's UIDL.
+    pub uid: &'a Uid,
+    /// The size the server listed (a hint).
+    pub size: Octets,
+}
 
 /// A message being delivered.
 pub trait Pending: Write {
@@ -19,5 +33,5 @@ pub trait Pending: Write {
 /// A delivery target.
 pub trait Sink {
     /// Start a new message.
-    fn begin(&mut self) -> Result<Box<dyn Pending + '_>>;
+    fn begin(&mut self, envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>>;
 }

@@ -507,14 +507,23 @@ mod tests {
     fn long_lines_cross_the_search_blocks() {
         for len in [31, 32, 33, 63, 64, 65, 100] {
             let line = vec![b'x'; len];
-            let wire = [&line[..], b"\r", &line, b"\r\n", &line, b"\n.\r\n"].concat();
-            let (out, _, done) = decode(&wire);
+            // A lone CR, a CRLF and a bare LF, each after a line longer or shorter than a block.
+            let wire = [
+                &line[..],
+                b"\r",
+                &line,
+                b"\r\n",
+                &line,
+                b"\n",
+                &line,
+                b"\r\n.\r\n",
+            ]
+            .concat();
+            let (out, used, done) = decode(&wire);
             assert!(done, "{len}");
-            assert_eq!(
-                out,
-                [&line[..], b"\r", &line, b"\n", &line, b"\n"].concat(),
-                "{len}"
-            );
+            assert_eq!(used, wire.len());
+            let want = [&line[..], b"\r", &line, b"\n", &line, b"\n", &line, b"\n"].concat();
+            assert_eq!(out, want, "{len}");
         }
     }
 
