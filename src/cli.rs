@@ -62,6 +62,18 @@ pub struct FetchArgs {
     #[arg(long)]
     pub delete: bool,
 
+    /// Leave messages bigger than SIZE on the server (e.g. 25M, 500k)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_size: Option<u64>,
+
+    /// Fetch at most N messages per account in this run
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Connect, log in and print what would be fetched, skipped and deleted; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub one_off: OneOff,
 }
@@ -103,8 +115,21 @@ pub struct OneOff {
     pub ca_file: Option<PathBuf>,
 
     /// Deliver into this Maildir (created when missing)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda"])]
     pub maildir: Option<PathBuf>,
+
+    /// Deliver into this mbox file (created when missing)
+    #[arg(long, value_name = "FILE", conflicts_with = "mda")]
+    pub mbox: Option<PathBuf>,
+
+    /// Deliver through this command (run with sh -c, message on stdin; %F is the sender)
+    #[arg(long, value_name = "COMMAND")]
+    pub mda: Option<String>,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::config::file::parse_size(s)
+        .ok_or_else(|| format!("{s:?} is not a size (a number with an optional k, M or G)"))
 }
 
 #[cfg(test)]

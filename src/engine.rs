@@ -25,8 +25,8 @@ use log::{debug, info, warn};
 
 use crate::client::{Authorization, Listed, Session, Transaction};
 use crate::config::{Account, AuthMech, Delivery, TlsMode};
-use crate::deliver::{Envelope, Sink};
 use crate::deliver::maildir::Maildir;
+use crate::deliver::{Envelope, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Stream, tls};
 use crate::proto::command::Command;
@@ -45,9 +45,31 @@ const PIPELINE_WINDOW: usize = 64;
 pub struct FetchOptions {
     /// Fetch messages already recorded as seen too.
     pub all: bool,
+    /// Fetch at most this many messages.
+    pub limit: Option<usize>,
+    /// Connect, log in and plan, but change nothing.
+    pub dry_run: bool,
 }
 
-/// What one fetch did.
+/// A message of the listing, as the summary reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub number: MessageNumber,
+    pub uid: Uid,
+    pub size: u64,
+}
+
+impl From<&Listed> for MessageRef {
+    fn from(m: &Listed) -> MessageRef {
+        MessageRef {
+            number: m.number,
+            uid: m.uid.clone(),
+            size: m.size.0,
+        }
+    }
+}
+
+/// What one fetch did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Messages on the server.
@@ -58,6 +80,74 @@ pub struct Summary {
     pub bytes: u64,
     /// Messages deleted on the server (counted only after QUIT succeeded).
     pub deleted: usize,
+    /// New messages left on the server because they exceed `max_size`.
+    pub too_big: Vec<MessageRef>,
+    /// New messages left for a later run by `--limit`.
+    pub deferred: usize,
+    /// With `dry_run`: what would be fetched and deleted.
+    pub would_fetch: Vec<MessageRef>,
+    pub would_delete: Vec<MessageRef>,
+}
+
+/// The retention and selection policy for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub max_size: Option<u64>,
+    pub keep: bool,
+    pub delete_after: Option<std::time::Duration>,
+}
+
+/// What to do with the listing: indexes into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// To retrieve, in server order.
+    pub fetch: Vec<usize>,
+    /// New but too big.
+    pub too_big: Vec<usize>,
+    /// New, but beyond `limit`.
+    pub deferred: usize,
+    /// Already recorded as seen and due for deletion now.
+    pub delete: Vec<usize>,
+    /// Whether each fetched message is deleted once recorded.
+    pub delete_fetched: bool,
+}
+
+/// Decide what to fetch and delete. Pure: `first_seen` answers from the seen-state.
+/// Only messages already recorded can be in `delete` (invariant 2).
+pub fn plan(
+    listing: &[Listed],
+    first_seen: impl Fn(&Uid) -> Option<i64>,
+    policy: &Policy,
+    now: i64,
+) -> Plan {
+    let mut p = Plan {
+        delete_fetched: !policy.keep || policy.delete_after.is_some_and(|d| d.is_zero()),
+        ..Plan::default()
+    };
+    for (i, m) in listing.iter().enumerate() {
+        let seen = first_seen(&m.uid);
+        if policy.all || seen.is_none() {
+            if policy.max_size.is_some_and(|max| m.size.0 > max) {
+                p.too_big.push(i);
+            } else if policy.limit.is_some_and(|l| p.fetch.len() >= l) {
+                p.deferred += 1;
+            } else {
+                p.fetch.push(i);
+            }
+            continue;
+        }
+        let Some(first) = seen else { continue };
+        let due = !policy.keep
+            || policy
+                .delete_after
+                .is_some_and(|d| now.saturating_sub(first) >= d.as_secs() as i64);
+        if due {
+            p.delete.push(i);
+        }
+    }
+    p
 }
 
 /// A logged-in session and what the server announced after login.
@@ -192,14 +282,30 @@ enum Awaiting {
     Dele(MessageNumber),
 }
 
+/// Open the account's delivery target (before connecting: a target we cannot create is
+/// exit 73 at once, without touching the server).
+fn open_sink(delivery: &Delivery) -> Result<Box<dyn Sink>> {
+    Ok(match delivery {
+        Delivery::Maildir(dir) => Box::new(Maildir::open(dir)?),
+        Delivery::Mbox(_) | Delivery::Mda { .. } => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "mbox and MDA delivery are not available yet",
+            ));
+        }
+    })
+}
+
 /// Fetch new mail for one account (DESIGN.md, "The flow of one fetch").
 pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
     let (state_path, lock_path) = state_paths(account)?;
     let _lock = AccountLock::acquire(&lock_path)?;
     let mut state = SeenState::load(&state_path)?;
-    // Open the target before connecting: a Maildir we cannot create is exit 73 at once.
-    let Delivery::Maildir(dir) = &account.delivery;
-    let mut sink = Maildir::open(dir)?;
+    let mut sink = if opts.dry_run {
+        None
+    } else {
+        Some(open_sink(&account.delivery)?)
+    };
     let password = secret::obtain(account)?;
 
     let Connected {
@@ -212,36 +318,51 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
         debug!("{}: {t}", account.name);
     }
     let listing = session.listing(caps.pipelining)?;
+    let policy = Policy {
+        all: opts.all,
+        limit: opts.limit,
+        max_size: account.max_size,
+        keep: account.keep,
+        delete_after: account.delete_after,
+    };
+    let plan = plan(&listing, |u| state.first_seen(u), &policy, now_unix());
     let mut summary = Summary {
         listed: listing.len(),
+        too_big: plan.too_big.iter().map(|&i| (&listing[i]).into()).collect(),
+        deferred: plan.deferred,
         ..Summary::default()
     };
-    let plan: Vec<&Listed> = listing
-        .iter()
-        .filter(|m| opts.all || !state.contains(&m.uid))
-        .collect();
-    let delete = !account.keep;
-    // Messages recorded by an earlier run (kept then, or whose QUIT failed) are deleted
-    // now too when the policy says delete: they are durable, so invariant 2 holds.
-    let mut to_delete: VecDeque<MessageNumber> = if delete {
-        let planned: HashSet<MessageNumber> = plan.iter().map(|m| m.number).collect();
-        listing
-            .iter()
-            .filter(|m| state.contains(&m.uid) && !planned.contains(&m.number))
-            .map(|m| m.number)
-            .collect()
-    } else {
-        VecDeque::new()
-    };
+    for m in &summary.too_big {
+        warn!(
+            "{}: message {} ({} bytes) is bigger than max_size; left on the server",
+            account.name, m.number, m.size
+        );
+    }
     info!(
-        "{}: {} messages on the server, {} to fetch",
+        "{}: {} messages on the server, {} to fetch, {} to delete",
         account.name,
         listing.len(),
-        plan.len()
+        plan.fetch.len(),
+        plan.delete.len()
     );
+    let Some(sink) = sink.as_deref_mut() else {
+        // --dry-run: report and leave without changing anything (RSET is implied by QUIT
+        // with nothing marked).
+        summary.would_fetch = plan.fetch.iter().map(|&i| (&listing[i]).into()).collect();
+        summary.would_delete = plan.delete.iter().map(|&i| (&listing[i]).into()).collect();
+        if plan.delete_fetched {
+            summary
+                .would_delete
+                .extend(summary.would_fetch.iter().cloned());
+        }
+        session.quit()?;
+        return Ok(summary);
+    };
 
     let window = if caps.pipelining { PIPELINE_WINDOW } else { 1 };
     let local_host = crate::fsutil::hostname();
+    let mut to_delete: VecDeque<MessageNumber> =
+        plan.delete.iter().map(|&i| listing[i].number).collect();
     let mut in_flight: VecDeque<Awaiting> = VecDeque::new();
     let mut next = 0;
     let mut deleted = 0usize;
@@ -250,9 +371,9 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
             if let Some(n) = to_delete.pop_front() {
                 session.send(&Command::Dele(n))?;
                 in_flight.push_back(Awaiting::Dele(n));
-            } else if next < plan.len() {
-                session.send(&Command::Retr(plan[next].number))?;
-                in_flight.push_back(Awaiting::Retr(next));
+            } else if next < plan.fetch.len() {
+                session.send(&Command::Retr(listing[plan.fetch[next]].number))?;
+                in_flight.push_back(Awaiting::Retr(plan.fetch[next]));
                 next += 1;
             } else {
                 break;
@@ -268,26 +389,8 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
                 deleted += 1;
             }
             Awaiting::Retr(i) => {
-                let msg = plan[i];
-                let what = format!("RETR {}", msg.number);
-                let envelope = Envelope {
-                    account: &account.name,
-                    uid: &msg.uid,
-                    size: msg.size,
-                };
-                let mut pending = sink.begin(&envelope)?;
-                let mut written = 0u64;
-                if account.add_received {
-                    let header = received_header(account, &local_host, &msg.uid);
-                    pending.write_all(&header).map_err(|e| {
-                        Error::with_source(ErrorKind::Io, "cannot write the message", e)
-                    })?;
-                    written += header.len() as u64;
-                }
-                written += session.read_body(&what, body_limit(msg), &mut |bytes| {
-                    pending.write_all(bytes)
-                })?;
-                pending.commit()?;
+                let msg = &listing[i];
+                let written = retrieve(account, &local_host, &mut session, sink, msg)?;
                 state.record(&[&msg.uid], now_unix())?;
                 summary.fetched += 1;
                 summary.bytes += written;
@@ -295,7 +398,7 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
                     "{}: message {} (UIDL {}) delivered, {written} bytes",
                     account.name, msg.number, msg.uid
                 );
-                if delete {
+                if plan.delete_fetched {
                     to_delete.push_back(msg.number);
                 }
             }
@@ -309,4 +412,120 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
         warn!("{}: could not prune the state file: {e}", account.name);
     }
     Ok(summary)
+}
+
+/// Read one RETR answer into a new message of `sink` and commit it (durable on return).
+fn retrieve(
+    account: &Account,
+    local_host: &str,
+    session: &mut Session<Stream, Transaction>,
+    sink: &mut dyn Sink,
+    msg: &Listed,
+) -> Result<u64> {
+    let envelope = Envelope {
+        account: &account.name,
+        uid: &msg.uid,
+        size: msg.size,
+    };
+    let mut pending = sink.begin(&envelope)?;
+    let mut written = 0u64;
+    if account.add_received {
+        let header = received_header(account, local_host, &msg.uid);
+        pending
+            .write_all(&header)
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write the message", e))?;
+        written += header.len() as u64;
+    }
+    let what = format!("RETR {}", msg.number);
+    written += session.read_body(&what, body_limit(msg), &mut |bytes| {
+        pending.write_all(bytes)
+    })?;
+    pending.commit()?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Octets;
+    use std::time::Duration;
+
+    fn listing(n: u32) -> Vec<Listed> {
+        (1..=n)
+            .map(|i| Listed {
+                number: MessageNumber::new(i).unwrap(),
+                size: Octets(u64::from(i) * 100),
+                uid: Uid::new(format!("u{i}").as_bytes()).unwrap(),
+            })
+            .collect()
+    }
+
+    fn seen(uids: &'static [(&'static str, i64)]) -> impl Fn(&Uid) -> Option<i64> {
+        move |u: &Uid| {
+            uids.iter()
+                .find(|(s, _)| s.as_bytes() == u.as_bytes())
+                .map(|(_, t)| *t)
+        }
+    }
+
+    #[test]
+    fn keep_fetches_only_new_and_deletes_nothing() {
+        let policy = Policy {
+            keep: true,
+            ..Policy::default()
+        };
+        let p = plan(&listing(3), seen(&[("u2", 0)]), &policy, 1000);
+        assert_eq!(p.fetch, [0, 2]);
+        assert!(p.delete.is_empty() && !p.delete_fetched);
+    }
+
+    #[test]
+    fn delete_policy_deletes_only_what_is_recorded_or_fetched() {
+        // Invariant 2: only recorded messages are planned for DELE up front; fetched ones
+        // are deleted by the engine after their record.
+        let policy = Policy::default();
+        let p = plan(&listing(3), seen(&[("u2", 0)]), &policy, 1000);
+        assert_eq!(p.fetch, [0, 2]);
+        assert_eq!(p.delete, [1]);
+        assert!(p.delete_fetched);
+    }
+
+    #[test]
+    fn delete_after_counts_from_first_seen() {
+        let policy = Policy {
+            keep: true,
+            delete_after: Some(Duration::from_secs(100)),
+            ..Policy::default()
+        };
+        let p = plan(&listing(3), seen(&[("u1", 0), ("u2", 950)]), &policy, 1000);
+        assert_eq!(p.delete, [0], "u1 is 1000 s old, u2 only 50 s");
+        assert_eq!(p.fetch, [2]);
+        assert!(!p.delete_fetched);
+    }
+
+    #[test]
+    fn max_size_and_limit() {
+        let policy = Policy {
+            keep: true,
+            max_size: Some(250),
+            limit: Some(1),
+            ..Policy::default()
+        };
+        let p = plan(&listing(4), seen(&[]), &policy, 0);
+        assert_eq!(p.fetch, [0]);
+        assert_eq!(p.deferred, 1);
+        assert_eq!(p.too_big, [2, 3]);
+    }
+
+    #[test]
+    fn all_refetches_seen_messages() {
+        let policy = Policy {
+            keep: true,
+            all: true,
+            ..Policy::default()
+        };
+        let p = plan(&listing(2), seen(&[("u1", 0), ("u2", 0)]), &policy, 0);
+        assert_eq!(p.fetch, [0, 1]);
+        assert!(p.delete.is_empty());
+    }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::process::{Command, Stdio};
 
-use crate::config::{Account, PasswordSource};
+use crate::config::{Account, CommandLine, PasswordSource};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The environment variable consulted when an account configures no password source.
@@ -49,15 +49,20 @@ pub fn obtain(account: &Account) -> Result<Secret> {
     let name = &account.name;
     match &account.password {
         PasswordSource::Literal(s) => Ok(s.clone()),
-        PasswordSource::Command(argv) => {
-            let mut cmd = Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            run_command(cmd, name, &argv[0])
-        }
-        PasswordSource::Shell(script) => {
-            let mut cmd = Command::new("sh");
-            cmd.arg("-c").arg(script);
-            run_command(cmd, name, "sh -c")
+        PasswordSource::Command(line) => {
+            let cmd = match line {
+                CommandLine::Argv(argv) => {
+                    let mut cmd = Command::new(&argv[0]);
+                    cmd.args(&argv[1..]);
+                    cmd
+                }
+                CommandLine::Shell(script) => {
+                    let mut cmd = Command::new("sh");
+                    cmd.arg("-c").arg(script);
+                    cmd
+                }
+            };
+            run_command(cmd, name, line.shown())
         }
         PasswordSource::Env(var) => std::env::var(var).map(Secret::new).map_err(|_| {
             Error::new(

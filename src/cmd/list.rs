@@ -13,7 +13,7 @@ use crate::state::uidl::SeenState;
 
 /// Run `pop3 list`.
 pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let over = overrides(&args.one_off, None);
+    let over = overrides(&args.one_off, None, None);
     let named: Vec<String> = args.account.iter().cloned().collect();
     let name = select(&ctx.config, &named, &over)?
         .into_iter()

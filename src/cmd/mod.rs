@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The command-line flags as config overrides.
-fn overrides(one_off: &OneOff, keep: Option<bool>) -> Overrides {
+fn overrides(one_off: &OneOff, keep: Option<bool>, max_size: Option<u64>) -> Overrides {
     Overrides {
         host: one_off.host.clone(),
         port: one_off.port,
@@ -40,7 +40,10 @@ fn overrides(one_off: &OneOff, keep: Option<bool>) -> Overrides {
         tls: one_off.tls,
         ca_file: one_off.ca_file.clone(),
         maildir: one_off.maildir.clone(),
+        mbox: one_off.mbox.clone(),
+        mda: one_off.mda.clone(),
         keep,
+        max_size,
     }
 }
 

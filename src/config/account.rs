@@ -46,15 +46,37 @@ pub enum AuthMech {
     User,
 }
 
+/// A command to run: an argv (no shell), or a string for `sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+impl CommandLine {
+    /// A short form for messages: the program name, or `sh -c`.
+    pub fn shown(&self) -> &str {
+        match self {
+            CommandLine::Argv(argv) => argv.first().map_or("", String::as_str),
+            CommandLine::Shell(_) => "sh -c",
+        }
+    }
+}
+
+/// The lowest TLS version accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
 /// Where the password comes from.
 #[derive(Debug, Clone)]
 pub enum PasswordSource {
     /// Written in the config file.
     Literal(Secret),
-    /// The first line of a command's output (argv, no shell).
-    Command(Vec<String>),
-    /// The first line of `sh -c STRING`'s output.
-    Shell(String),
+    /// The first line of a command's output.
+    Command(CommandLine),
     /// An environment variable.
     Env(String),
     /// Ask on the terminal.
@@ -66,7 +88,26 @@ pub enum PasswordSource {
 /// Where fetched mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
+    /// A Maildir (created when missing).
     Maildir(PathBuf),
+    /// An mbox file (mboxrd; created when missing).
+    Mbox(PathBuf),
+    /// A delivery command (procmail, maildrop, ...) with the message on stdin.
+    Mda {
+        command: CommandLine,
+        timeout: Duration,
+    },
+}
+
+impl Delivery {
+    /// A short description for messages and `pop3 accounts`.
+    pub fn describe(&self) -> String {
+        match self {
+            Delivery::Maildir(p) => format!("maildir {}", p.display()),
+            Delivery::Mbox(p) => format!("mbox {}", p.display()),
+            Delivery::Mda { command, .. } => format!("mda {}", command.shown()),
+        }
+    }
 }
 
 /// One account, ready to fetch.
@@ -86,7 +127,16 @@ pub struct Account {
     pub allow_plaintext_password: bool,
     /// Leave messages on the server.
     pub keep: bool,
+    /// With `keep`: delete messages first seen this long ago.
+    pub delete_after: Option<Duration>,
+    /// Leave bigger messages on the server (and say so).
+    pub max_size: Option<u64>,
     pub add_received: bool,
+    /// SHA-256 pins: of the server certificate or of its public key.
+    pub tls_fingerprints: Vec<[u8; 32]>,
+    pub tls_min_version: Option<TlsVersion>,
+    /// Client certificate and key (PEM).
+    pub tls_client_cert: Option<(PathBuf, PathBuf)>,
     pub delivery: Delivery,
 }
 
@@ -130,7 +180,12 @@ mod tests {
             timeout: Duration::from_secs(60),
             allow_plaintext_password: false,
             keep: true,
+            delete_after: None,
+            max_size: None,
             add_received: true,
+            tls_fingerprints: Vec::new(),
+            tls_min_version: None,
+            tls_client_cert: None,
             delivery: Delivery::Maildir("/tmp/m".into()),
         }
     }

@@ -61,8 +61,98 @@ pub struct AccountTable {
     pub timeout: Option<DurationValue>,
     pub allow_plaintext_password: Option<bool>,
     pub keep: Option<bool>,
+    pub delete_after: Option<DurationValue>,
+    pub max_size: Option<SizeValue>,
     pub add_received: Option<bool>,
+    pub tls_fingerprint: Option<OneOrMany>,
+    pub tls_min_version: Option<TlsVersionName>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub mda_timeout: Option<DurationValue>,
     pub deliver: Option<DeliverTable>,
+}
+
+/// A string or an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut all = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push(s);
+                }
+                Ok(OneOrMany(all))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `tls_min_version = "1.2" | "1.3"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersionName {
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+/// A size: a number of bytes with an optional unit `k`, `M` or `G` (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeValue(pub u64);
+
+impl<'de> Deserialize<'de> for SizeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SizeValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as \"25M\", \"500k\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeValue, E> {
+                u64::try_from(v)
+                    .map(SizeValue)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeValue, E> {
+                parse_size(v).map(SizeValue).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid size {v:?}: write a number with an optional unit k, M or G"
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parse `<digits>[k|K|M|G][B]`: powers of 1024.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let unit = unit.trim();
+    let unit = unit.strip_suffix(['B', 'b']).unwrap_or(unit);
+    let mul: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1 << 10,
+        "m" | "M" => 1 << 20,
+        "g" | "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
 }
 
 /// `deliver.maildir = "..."`.
@@ -70,6 +160,8 @@ pub struct AccountTable {
 #[serde(deny_unknown_fields)]
 pub struct DeliverTable {
     pub maildir: Option<String>,
+    pub mbox: Option<String>,
+    pub mda: Option<CommandSpec>,
 }
 
 /// `password = "literal"` or `password.command = [...]` / `password.env = "VAR"` /
@@ -212,5 +304,17 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("3 weeks"), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("25M"), Some(25 << 20));
+        assert_eq!(parse_size("500k"), Some(500 << 10));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("1GB"), Some(1 << 30));
+        assert_eq!(parse_size("1234"), Some(1234));
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("12T"), None);
+        assert_eq!(parse_size("M"), None);
     }
 }

@@ -9,14 +9,17 @@ pub mod paths;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use account::{Account, AuthMech, Delivery, PasswordSource, TlsMode};
-use file::{AccountTable, AuthName, CommandSpec, ConfigFile, PasswordTable};
+pub use account::{Account, AuthMech, CommandLine, Delivery, PasswordSource, TlsMode, TlsVersion};
+use file::{AccountTable, AuthName, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 
 /// The default for every read, write and connect.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a delivery command may take per message by default.
+pub const DEFAULT_MDA_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A loaded config file (or none).
 #[derive(Debug, Default)]
@@ -37,7 +40,10 @@ pub struct Overrides {
     pub tls: Option<TlsMode>,
     pub ca_file: Option<PathBuf>,
     pub maildir: Option<PathBuf>,
+    pub mbox: Option<PathBuf>,
+    pub mda: Option<String>,
     pub keep: Option<bool>,
+    pub max_size: Option<u64>,
 }
 
 impl Overrides {
@@ -197,10 +203,73 @@ impl Config {
             (None, Some(s)) => Some(paths::expand_tilde(s)?),
             (None, None) => None,
         };
-        let delivery = match (&over.maildir, t.deliver.and_then(|d| d.maildir)) {
-            (Some(p), _) => Delivery::Maildir(p.clone()),
-            (None, Some(s)) => Delivery::Maildir(paths::expand_tilde(&s)?),
-            (None, None) => return Err(missing("deliver.maildir", "--maildir")),
+        let mda_timeout = t.mda_timeout.map_or(DEFAULT_MDA_TIMEOUT, |d| d.0);
+        let delivery = match (&over.maildir, &over.mbox, &over.mda) {
+            (Some(p), None, None) => Delivery::Maildir(p.clone()),
+            (None, Some(p), None) => Delivery::Mbox(p.clone()),
+            (None, None, Some(c)) => Delivery::Mda {
+                command: CommandLine::Shell(c.clone()),
+                timeout: mda_timeout,
+            },
+            (None, None, None) => {
+                let d = t.deliver.unwrap_or_default();
+                match (d.maildir, d.mbox, d.mda) {
+                    (Some(s), None, None) => Delivery::Maildir(paths::expand_tilde(&s)?),
+                    (None, Some(s), None) => Delivery::Mbox(paths::expand_tilde(&s)?),
+                    (None, None, Some(c)) => Delivery::Mda {
+                        command: command_line(c, &label, "deliver.mda")?,
+                        timeout: mda_timeout,
+                    },
+                    (None, None, None) => {
+                        return Err(missing(
+                            "deliver.maildir (or deliver.mbox, deliver.mda)",
+                            "--maildir, --mbox or --mda",
+                        ));
+                    }
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!(
+                                "{label}: set only one of deliver.maildir, deliver.mbox, \
+                                 deliver.mda"
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    "give only one of --maildir, --mbox, --mda",
+                ));
+            }
+        };
+        let tls_fingerprints = t
+            .tls_fingerprint
+            .map(|f| f.0)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                parse_fingerprint(f).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: tls_fingerprint {f:?} is not a SHA-256 fingerprint \
+                             (64 hex digits, colons allowed, optional \"sha256:\" prefix)"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tls_client_cert = match (t.tls_cert_file, t.tls_key_file) {
+            (Some(c), Some(k)) => Some((paths::expand_tilde(&c)?, paths::expand_tilde(&k)?)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{label}: set both tls_cert_file and tls_key_file, or neither"),
+                ));
+            }
         };
         let password = match t.password {
             None => PasswordSource::Default,
@@ -229,14 +298,9 @@ impl Config {
                     ));
                 }
                 match (s.command, s.env) {
-                    (Some(CommandSpec::Argv(argv)), _) if argv.is_empty() => {
-                        return Err(Error::new(
-                            ErrorKind::Config,
-                            format!("{label}: password.command is an empty list"),
-                        ));
+                    (Some(c), _) => {
+                        PasswordSource::Command(command_line(c, &label, "password.command")?)
                     }
-                    (Some(CommandSpec::Argv(argv)), _) => PasswordSource::Command(argv),
-                    (Some(CommandSpec::Shell(sh)), _) => PasswordSource::Shell(sh),
                     (None, Some(var)) => PasswordSource::Env(var),
                     (None, None) => PasswordSource::Prompt,
                 }
@@ -277,10 +341,53 @@ impl Config {
             timeout,
             allow_plaintext_password,
             keep: over.keep.or(t.keep).unwrap_or(true),
+            delete_after: t.delete_after.map(|d| d.0),
+            max_size: over.max_size.or(t.max_size.map(|s| s.0)),
             add_received: t.add_received.unwrap_or(true),
+            tls_fingerprints,
+            tls_min_version: t.tls_min_version.map(|v| match v {
+                TlsVersionName::V1_2 => TlsVersion::V1_2,
+                TlsVersionName::V1_3 => TlsVersion::V1_3,
+            }),
+            tls_client_cert,
             delivery,
         })
     }
+}
+
+/// A command from the file, checked: an argv must not be empty.
+fn command_line(spec: CommandSpec, label: &str, key: &str) -> Result<CommandLine> {
+    match spec {
+        CommandSpec::Argv(argv) if argv.is_empty() => Err(Error::new(
+            ErrorKind::Config,
+            format!("{label}: {key} is an empty list"),
+        )),
+        CommandSpec::Argv(argv) => Ok(CommandLine::Argv(argv)),
+        CommandSpec::Shell(s) if s.trim().is_empty() => Err(Error::new(
+            ErrorKind::Config,
+            format!("{label}: {key} is an empty string"),
+        )),
+        CommandSpec::Shell(s) => Ok(CommandLine::Shell(s)),
+    }
+}
+
+/// `sha256:AB:CD:...`, `AB:CD:...` or `abcd...`: 32 bytes.
+pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    let s = match s.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("sha256:") => &s[7..],
+        _ => s,
+    };
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// `[defaults]` under an account table: each key the account sets wins.
@@ -298,7 +405,14 @@ fn merge(defaults: &AccountTable, account: &AccountTable) -> AccountTable {
         timeout: a.timeout.or(d.timeout),
         allow_plaintext_password: a.allow_plaintext_password.or(d.allow_plaintext_password),
         keep: a.keep.or(d.keep),
+        delete_after: a.delete_after.or(d.delete_after),
+        max_size: a.max_size.or(d.max_size),
         add_received: a.add_received.or(d.add_received),
+        tls_fingerprint: a.tls_fingerprint.or(d.tls_fingerprint),
+        tls_min_version: a.tls_min_version.or(d.tls_min_version),
+        tls_cert_file: a.tls_cert_file.or(d.tls_cert_file),
+        tls_key_file: a.tls_key_file.or(d.tls_key_file),
+        mda_timeout: a.mda_timeout.or(d.mda_timeout),
         deliver: a.deliver.or(d.deliver),
     }
 }
@@ -361,7 +475,9 @@ mod tests {
         assert!(z.keep);
         let a = c.resolve(Some("alpha"), &Overrides::default()).unwrap();
         assert_eq!((a.tls, a.port), (TlsMode::Implicit, 1100));
-        assert!(matches!(a.password, PasswordSource::Command(ref v) if v == &["pass", "x"]));
+        assert!(
+            matches!(a.password, PasswordSource::Command(CommandLine::Argv(ref v)) if v == &["pass", "x"])
+        );
         let over = Overrides {
             keep: Some(false),
             port: Some(7),
@@ -406,6 +522,34 @@ mod tests {
         let ok = config(&format!("{base}allow_plaintext_password = true\n")).unwrap();
         let a = ok.resolve(Some("a"), &Overrides::default()).unwrap();
         assert_eq!(a.port, 110);
+    }
+
+    #[test]
+    fn fingerprints() {
+        let fp = "AB:".repeat(31) + "AB";
+        assert_eq!(parse_fingerprint(&fp), Some([0xab; 32]));
+        assert_eq!(parse_fingerprint(&format!("SHA256:{fp}")), Some([0xab; 32]));
+        assert_eq!(parse_fingerprint(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(parse_fingerprint("ab:cd"), None);
+        assert_eq!(parse_fingerprint(&"zz".repeat(32)), None);
+    }
+
+    #[test]
+    fn delivery_choices() {
+        let c = config(
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ndeliver.mda = [\"procmail\", \"-d\", \"u\"]\n\
+             max_size = \"25M\"\ndelete_after = \"14d\"\n\
+             [accounts.b]\nhost = \"h\"\nuser = \"u\"\ndeliver.mbox = \"/m\"\ndeliver.maildir = \"/d\"\n",
+        )
+        .unwrap();
+        let a = c.resolve(Some("a"), &Overrides::default()).unwrap();
+        assert!(
+            matches!(&a.delivery, Delivery::Mda { command: CommandLine::Argv(v), .. } if v[0] == "procmail")
+        );
+        assert_eq!(a.max_size, Some(25 << 20));
+        assert_eq!(a.delete_after, Some(Duration::from_secs(14 * 86400)));
+        let err = c.resolve(Some("b"), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("only one"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! message is durable (DESIGN.md invariant 1). Dropping a `Pending` without committing
 //! removes every trace of it: no partial message is ever visible in a mailbox.
 
+pub mod envelope;
 pub mod maildir;
+pub mod mbox;
+pub mod mda;
 
 use std::io::Write;
 

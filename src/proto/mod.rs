@@ -10,6 +10,7 @@
 //! - [`command`]: commands to wire bytes, with validated arguments.
 //! - [`types`]: `MessageNumber`, `Uid`, `Octets`, `Capabilities`.
 
+pub mod auth;
 pub mod capa;
 pub mod command;
 pub mod lines;
