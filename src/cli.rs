@@ -39,8 +39,80 @@ pub struct Cli {
 pub enum Command {
     /// Fetch new mail (from every account when none is named)
     Fetch(FetchArgs),
-    /// List the messages on the server: number, size, UIDL and whether it is new
+    /// List the messages on the server: number, size, UIDL, new or seen, date, from, subject
     List(ListArgs),
+    /// Count new messages and bytes without downloading (exit 0: new mail, 1: none)
+    Check(CheckArgs),
+    /// Show a server's capabilities, login mechanisms, TLS version and certificates
+    Probe(ProbeArgs),
+    /// Show the configured accounts with their resolved settings (secrets hidden)
+    Accounts(AccountsArgs),
+    /// Write the man page or shell completions (for packagers)
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `pop3 check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Accounts to check [default: all]
+    #[arg(value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+
+    /// Print one JSON object per account on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub one_off: OneOff,
+}
+
+/// `pop3 probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// An account name from the config, or HOST[:PORT] (then no login is tried)
+    #[arg(value_name = "ACCOUNT|HOST[:PORT]")]
+    pub target: String,
+
+    /// How to encrypt the connection when probing a HOST [default: starttls on port 110,
+    /// implicit otherwise]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsMode>,
+
+    /// Trust this CA certificate (PEM) instead of the public roots
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `pop3 accounts`.
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Only validate the config file (exit 78 on the first error)
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print the accounts as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pop3 generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generate,
+}
+
+/// What `pop3 generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// The man page, pop3.1
+    Man,
+    /// Completions for a shell
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `pop3 fetch`.
@@ -74,6 +146,18 @@ pub struct FetchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Print one JSON summary object per account on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Fetch up to N accounts in parallel
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+
+    /// Keep running: fetch every INTERVAL (e.g. 5m) until SIGTERM or SIGINT
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration_arg)]
+    pub daemon: Option<std::time::Duration>,
+
     #[command(flatten)]
     pub one_off: OneOff,
 }
@@ -84,6 +168,10 @@ pub struct ListArgs {
     /// The account to list, as named in the config [default: the first]
     #[arg(value_name = "ACCOUNT")]
     pub account: Option<String>,
+
+    /// Print the listing as JSON
+    #[arg(long)]
+    pub json: bool,
 
     #[command(flatten)]
     pub one_off: OneOff,
@@ -125,6 +213,12 @@ pub struct OneOff {
     /// Deliver through this command (run with sh -c, message on stdin; %F is the sender)
     #[arg(long, value_name = "COMMAND")]
     pub mda: Option<String>,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::file::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 5m, 1h)"))
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {

@@ -18,14 +18,17 @@ use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use log::{debug, trace};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use log::debug;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::auth::SaslClient;
 use crate::proto::command::Command;
 use crate::proto::lines::{MAX_LINE, find_eol, strip_eol};
 use crate::proto::listing::{parse_list_line, parse_stat, parse_uidl_line};
 use crate::proto::multiline::{Decoder, unstuff_line};
-use crate::proto::response::{RespCode, Response, Status, parse_status};
+use crate::proto::response::{RespCode, Response, Status, parse_continuation, parse_status};
 use crate::proto::{Capabilities, MessageNumber, Octets, Uid};
 use crate::secret::Secret;
 use crate::ui::sanitize::sanitize;
@@ -110,10 +113,13 @@ impl<S: Read + Write> Conn<S> {
 
     fn io_error(&self, e: io::Error, doing: &str) -> Error {
         match e.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::with_source(
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
                 ErrorKind::Temporary,
-                format!("timed out {doing} {}", self.host),
-                e,
+                format!(
+                    "timed out {doing} {}: no progress within {}s",
+                    self.host,
+                    self.line_deadline.as_secs()
+                ),
             ),
             io::ErrorKind::InvalidData => Error::with_source(
                 ErrorKind::Protocol,
@@ -270,7 +276,7 @@ impl<S: Read + Write, St> Session<S, St> {
     pub fn read_reply(&mut self) -> Result<Reply> {
         let host = self.conn.host.clone();
         let line = self.conn.read_line()?;
-        trace!(target: "pop3::wire", "S: {}", sanitize(line));
+        debug!(target: "pop3::wire", "S: {}", sanitize(line));
         match parse_status(line) {
             Ok(r) => Ok(r.into()),
             Err(e) => Err(Error::with_source(
@@ -416,6 +422,125 @@ impl<S: Read + Write> Session<S, Authorization> {
             Ok(_) => Ok(self.into_state()),
             Err(e) => Err(Box::new((e, self))),
         }
+    }
+
+    /// APOP (RFC 1939 section 7) with a digest the caller computed from the greeting.
+    pub fn login_apop(
+        mut self,
+        user: &str,
+        digest: &str,
+    ) -> std::result::Result<Session<S, Transaction>, LoginFailed<S>> {
+        match self.command(&Command::Apop(user, digest), ErrorKind::Auth) {
+            Ok(_) => Ok(self.into_state()),
+            Err(e) => Err(Box::new((e, self))),
+        }
+    }
+
+    /// A SASL exchange (RFC 5034 section 4) driven by `sasl`. Each step waits for the
+    /// server: nothing is pipelined behind AUTH (Cyrus drops such commands).
+    pub fn login_sasl(
+        mut self,
+        sasl: &mut dyn SaslClient,
+    ) -> std::result::Result<Session<S, Transaction>, LoginFailed<S>> {
+        match self.sasl_exchange(sasl) {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(Box::new((e, self))),
+        }
+    }
+
+    fn sasl_exchange(&mut self, sasl: &mut dyn SaslClient) -> Result<()> {
+        let name = sasl.mechanism().sasl_name().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "login_sasl with a non-SASL mechanism")
+        })?;
+        let initial = sasl.initial_response().map(|bytes| {
+            if bytes.is_empty() {
+                // RFC 5034 section 4: "=" is an empty initial response.
+                "=".to_owned()
+            } else {
+                BASE64.encode(bytes)
+            }
+        });
+        // RFC 5034 section 4: a command line may not exceed 255 octets; a longer initial
+        // response (an OAuth token, typically) is sent as the answer to the first, empty
+        // challenge instead. Microsoft 365 requires exactly that form for XOAUTH2.
+        let (inline, mut deferred) = match initial {
+            Some(b64) if b64.len() + name.len() + 7 > 255 => (None, Some(b64)),
+            other => (other, None),
+        };
+        self.conn.queue(&Command::Auth(name, inline.as_deref()))?;
+        self.conn.flush()?;
+        let host = self.conn.host.clone();
+        // A bound on the rounds: no mechanism here needs more than three.
+        for _ in 0..8 {
+            let line = self.conn.read_line()?;
+            debug!(target: "pop3::wire", "S: {}", sanitize(line));
+            if let Some(payload) = parse_continuation(line) {
+                if let Some(b64) = deferred.take() {
+                    self.conn.queue(&Command::SaslResponse(&b64))?;
+                    self.conn.flush()?;
+                    continue;
+                }
+                let answer = match BASE64.decode(payload) {
+                    Ok(challenge) => sasl.respond(&challenge).map_err(|e| {
+                        Error::with_source(
+                            ErrorKind::Auth,
+                            format!("{name} login to {host} failed"),
+                            e,
+                        )
+                    }),
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("{host} sent a {name} challenge that is not base64"),
+                    )),
+                };
+                match answer {
+                    Ok(bytes) => {
+                        let encoded = BASE64.encode(bytes);
+                        self.conn.queue(&Command::SaslResponse(&encoded))?;
+                        self.conn.flush()?;
+                    }
+                    Err(e) => {
+                        // Cancel (RFC 5034 section 4) and report our reason, not the -ERR.
+                        self.conn.queue(&Command::SaslResponse("*"))?;
+                        self.conn.flush()?;
+                        let _ = self.read_reply();
+                        return Err(e);
+                    }
+                }
+                continue;
+            }
+            let reply: Reply = match parse_status(line) {
+                Ok(r) => r.into(),
+                Err(e) => {
+                    return Err(Error::with_source(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{host} sent something that is neither a status nor a challenge                              during {name}: {}",
+                            sanitize(line)
+                        ),
+                        e,
+                    ));
+                }
+            };
+            if reply.ok {
+                return sasl.finish().map_err(|e| {
+                    Error::with_source(
+                        ErrorKind::Auth,
+                        format!("{host} accepted the {name} login but did not prove its identity"),
+                        e,
+                    )
+                });
+            }
+            let mut err = err_reply(&host, &format!("the {name} login"), &reply, ErrorKind::Auth);
+            if let Some(detail) = sasl.error_detail() {
+                err = Error::new(err.kind(), format!("{} ({})", err.message(), detail));
+            }
+            return Err(err);
+        }
+        Err(Error::new(
+            ErrorKind::Protocol,
+            format!("{host} kept sending {name} challenges; giving up"),
+        ))
     }
 
     /// Close politely before login.

@@ -19,22 +19,26 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{debug, info, warn};
+use log::{info, warn};
 
-use crate::client::{Authorization, Listed, Session, Transaction};
-use crate::config::{Account, AuthMech, Delivery, TlsMode};
+use crate::client::{Listed, Session, Transaction};
+use crate::config::{Account, Delivery, TlsMode};
 use crate::deliver::maildir::Maildir;
+use crate::deliver::mbox::Mbox;
+use crate::deliver::mda::Mda;
 use crate::deliver::{Envelope, Sink};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::{self, Stream, tls};
+use crate::net::Stream;
 use crate::proto::command::Command;
-use crate::proto::{Capabilities, MessageNumber, Uid};
-use crate::secret::{self, Secret};
+use crate::proto::{MessageNumber, Uid};
+use crate::secret;
+use crate::session::{self, Connected};
 use crate::state::lock::AccountLock;
 use crate::state::uidl::SeenState;
-use crate::ui::sanitize::sanitize;
 
 /// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
 /// window can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
@@ -49,7 +53,33 @@ pub struct FetchOptions {
     pub limit: Option<usize>,
     /// Connect, log in and plan, but change nothing.
     pub dry_run: bool,
+    /// Set by a signal handler: finish the message in flight, then QUIT.
+    pub stop: Option<Arc<AtomicBool>>,
 }
+
+impl FetchOptions {
+    fn stopping(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+/// Progress of one account's fetch, for a progress bar. Every method has a no-op default.
+pub trait Progress: Sync {
+    /// Retrieval starts: this many messages of about this many bytes (LIST sizes).
+    fn start(&self, _account: &str, _messages: usize, _bytes: u64) {}
+    /// Bytes of message data arrived.
+    fn bytes(&self, _account: &str, _n: u64) {}
+    /// One message is delivered and recorded.
+    fn delivered(&self, _account: &str) {}
+    /// The account is done (successfully or not).
+    fn finish(&self, _account: &str) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
 
 /// A message of the listing, as the summary reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +117,10 @@ pub struct Summary {
     /// With `dry_run`: what would be fetched and deleted.
     pub would_fetch: Vec<MessageRef>,
     pub would_delete: Vec<MessageRef>,
+    /// A signal stopped the run after the message in flight.
+    pub interrupted: bool,
+    /// The server's LOGIN-DELAY (seconds), if it announced one.
+    pub login_delay: Option<u32>,
 }
 
 /// The retention and selection policy for one run.
@@ -150,92 +184,6 @@ pub fn plan(
     p
 }
 
-/// A logged-in session and what the server announced after login.
-pub struct Connected {
-    pub session: Session<Stream, Transaction>,
-    pub caps: Capabilities,
-    /// TLS version and cipher, when encrypted.
-    pub tls: Option<String>,
-}
-
-/// Connect, secure the connection as the account says, and log in.
-pub fn login(account: &Account, password: &Secret) -> Result<Connected> {
-    let host = account.host.as_str();
-    let timeout = account.timeout;
-    let tcp = net::connect(host, account.port, timeout)?;
-    let mut session: Session<Stream, Authorization> = match account.tls {
-        TlsMode::Implicit => {
-            let config = tls::config(account.tls_ca_file.as_deref())?;
-            let stream = tls::handshake(config, host, tcp)?;
-            Session::connect(stream, host, timeout)?
-        }
-        TlsMode::Starttls => {
-            let mut plain = Session::connect(Stream::Plain(tcp), host, timeout)?;
-            let caps = plain.capa()?;
-            if !caps.stls {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "{host} does not offer STLS, so the connection cannot be encrypted; \
-                         no password was sent (someone may be stripping STLS, or use \
-                         tls = \"implicit\" on port 995)"
-                    ),
-                ));
-            }
-            let config = tls::config(account.tls_ca_file.as_deref())?;
-            let (raw, greeting) = plain.stls()?;
-            let Stream::Plain(tcp) = raw else {
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    "STLS on an encrypted stream",
-                ));
-            };
-            let stream = tls::handshake(config, host, tcp)?;
-            Session::resume(stream, host, timeout, greeting)
-        }
-        TlsMode::None => Session::connect(Stream::Plain(tcp), host, timeout)?,
-    };
-    debug!(
-        "{}: greeting: {}",
-        account.name,
-        sanitize(session.greeting())
-    );
-    let caps = session.capa()?;
-    let encrypted = account.tls != TlsMode::None;
-    let session = match account.auth {
-        AuthMech::Auto | AuthMech::User => {
-            if !encrypted && !account.allow_plaintext_password {
-                // config::resolve refuses this already; this is the last line of defence.
-                return Err(Error::new(
-                    ErrorKind::Auth,
-                    format!("{}: refusing to send a password unencrypted", account.name),
-                ));
-            }
-            if !caps.user && !caps.sasl.is_empty() {
-                debug!("{host} does not list USER in CAPA; trying USER/PASS anyway");
-            }
-            match session.login_user_pass(&account.user, password) {
-                Ok(s) => s,
-                Err(failed) => {
-                    let (e, s) = *failed;
-                    let _ = s.quit();
-                    return Err(e);
-                }
-            }
-        }
-    };
-    let tls = session.stream().tls_description();
-    let mut session = session;
-    // Some servers list TOP or PIPELINING only after login (Gmail), so ask again.
-    let after = session.capa()?;
-    let caps = if after == Capabilities::default() {
-        caps
-    } else {
-        after
-    };
-    Ok(Connected { session, caps, tls })
-}
-
 /// Unix seconds now.
 pub fn now_unix() -> i64 {
     SystemTime::now()
@@ -282,22 +230,62 @@ enum Awaiting {
     Dele(MessageNumber),
 }
 
+/// What `pop3 check` found for one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckSummary {
+    /// Messages on the server.
+    pub listed: usize,
+    /// Messages not yet fetched (within `max_size`).
+    pub new: usize,
+    /// Their total size as listed.
+    pub new_bytes: u64,
+    /// New messages bigger than `max_size`.
+    pub too_big: usize,
+}
+
+/// Count the new messages of an account without downloading anything.
+pub fn check(account: &Account) -> Result<CheckSummary> {
+    let (state_path, _) = state_paths(account)?;
+    let state = SeenState::load(&state_path)?;
+    let password = secret::obtain(account)?;
+    let Connected {
+        mut session, caps, ..
+    } = session::login(account, &password)?;
+    drop(password);
+    let listing = session.listing(caps.pipelining)?;
+    session.quit()?;
+    let policy = Policy {
+        keep: true,
+        max_size: account.max_size,
+        ..Policy::default()
+    };
+    let plan = plan(&listing, |u| state.first_seen(u), &policy, now_unix());
+    Ok(CheckSummary {
+        listed: listing.len(),
+        new: plan.fetch.len(),
+        new_bytes: plan.fetch.iter().map(|&i| listing[i].size.0).sum(),
+        too_big: plan.too_big.len(),
+    })
+}
+
 /// Open the account's delivery target (before connecting: a target we cannot create is
 /// exit 73 at once, without touching the server).
 fn open_sink(delivery: &Delivery) -> Result<Box<dyn Sink>> {
     Ok(match delivery {
         Delivery::Maildir(dir) => Box::new(Maildir::open(dir)?),
-        Delivery::Mbox(_) | Delivery::Mda { .. } => {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "mbox and MDA delivery are not available yet",
-            ));
-        }
+        Delivery::Mbox(path) => Box::new(Mbox::open(path)?),
+        Delivery::Mda { command, timeout } => Box::new(Mda::new(command.clone(), *timeout)),
     })
 }
 
 /// Fetch new mail for one account (DESIGN.md, "The flow of one fetch").
-pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
+pub fn fetch(account: &Account, opts: &FetchOptions, progress: &dyn Progress) -> Result<Summary> {
+    let result = fetch_inner(account, opts, progress);
+    progress.finish(&account.name);
+    result
+}
+
+fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) -> Result<Summary> {
     let (state_path, lock_path) = state_paths(account)?;
     let _lock = AccountLock::acquire(&lock_path)?;
     let mut state = SeenState::load(&state_path)?;
@@ -309,14 +297,9 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
     let password = secret::obtain(account)?;
 
     let Connected {
-        mut session,
-        caps,
-        tls,
-    } = login(account, &password)?;
+        mut session, caps, ..
+    } = session::login(account, &password)?;
     drop(password);
-    if let Some(t) = tls {
-        debug!("{}: {t}", account.name);
-    }
     let listing = session.listing(caps.pipelining)?;
     let policy = Policy {
         all: opts.all,
@@ -330,8 +313,18 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
         listed: listing.len(),
         too_big: plan.too_big.iter().map(|&i| (&listing[i]).into()).collect(),
         deferred: plan.deferred,
+        login_delay: caps.login_delay,
         ..Summary::default()
     };
+    if let Some(crate::proto::Expire::Days(0)) = caps.expire
+        && account.keep
+    {
+        warn!(
+            "{}: the server announces EXPIRE 0: it deletes messages once retrieved, \
+             although keep is set",
+            account.name
+        );
+    }
     for m in &summary.too_big {
         warn!(
             "{}: message {} ({} bytes) is bigger than max_size; left on the server",
@@ -359,6 +352,11 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
         return Ok(summary);
     };
 
+    progress.start(
+        &account.name,
+        plan.fetch.len(),
+        plan.fetch.iter().map(|&i| listing[i].size.0).sum(),
+    );
     let window = if caps.pipelining { PIPELINE_WINDOW } else { 1 };
     let local_host = crate::fsutil::hostname();
     let mut to_delete: VecDeque<MessageNumber> =
@@ -367,7 +365,12 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
     let mut next = 0;
     let mut deleted = 0usize;
     loop {
-        while in_flight.len() < window {
+        if opts.stopping() && !summary.interrupted {
+            // The first signal: send nothing new; what is in flight is drained below.
+            summary.interrupted = true;
+            info!("{}: stopping after the message in flight", account.name);
+        }
+        while in_flight.len() < window && !summary.interrupted {
             if let Some(n) = to_delete.pop_front() {
                 session.send(&Command::Dele(n))?;
                 in_flight.push_back(Awaiting::Dele(n));
@@ -388,9 +391,19 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
                 session.read_ok(&format!("DELE {n}"), ErrorKind::Protocol)?;
                 deleted += 1;
             }
+            Awaiting::Retr(i) if summary.interrupted => {
+                // Pipelined ahead of the signal: read and drop it, unrecorded, so that
+                // QUIT can be read. It stays new on the server.
+                let msg = &listing[i];
+                session.read_body(
+                    &format!("RETR {}", msg.number),
+                    body_limit(msg),
+                    &mut |_| Ok(()),
+                )?;
+            }
             Awaiting::Retr(i) => {
                 let msg = &listing[i];
-                let written = retrieve(account, &local_host, &mut session, sink, msg)?;
+                let written = retrieve(account, &local_host, &mut session, sink, msg, progress)?;
                 state.record(&[&msg.uid], now_unix())?;
                 summary.fetched += 1;
                 summary.bytes += written;
@@ -398,7 +411,8 @@ pub fn fetch(account: &Account, opts: &FetchOptions) -> Result<Summary> {
                     "{}: message {} (UIDL {}) delivered, {written} bytes",
                     account.name, msg.number, msg.uid
                 );
-                if plan.delete_fetched {
+                progress.delivered(&account.name);
+                if plan.delete_fetched && !summary.interrupted {
                     to_delete.push_back(msg.number);
                 }
             }
@@ -421,6 +435,7 @@ fn retrieve(
     session: &mut Session<Stream, Transaction>,
     sink: &mut dyn Sink,
     msg: &Listed,
+    progress: &dyn Progress,
 ) -> Result<u64> {
     let envelope = Envelope {
         account: &account.name,
@@ -438,6 +453,7 @@ fn retrieve(
     }
     let what = format!("RETR {}", msg.number);
     written += session.read_body(&what, body_limit(msg), &mut |bytes| {
+        progress.bytes(&account.name, bytes.len() as u64);
         pending.write_all(bytes)
     })?;
     pending.commit()?;

@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod net;
 pub mod proto;
 pub mod secret;
+pub mod session;
 pub mod state;
 pub mod ui;
 

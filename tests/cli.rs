@@ -2,3 +2,10 @@
 //! against the scripted test server (tests/support/server.rs) or a private Dovecot.
 
 mod support;
+
+mod interop;
+
+mod config;
+mod crash;
+mod fetch;
+mod tls;

@@ -1,11 +1,27 @@
-//! `pop3 fetch`: run the engine for each selected account, report, choose the exit code
-//! (that of the first account, in config order, that failed).
+//! `pop3 fetch`: run the engine for each selected account (in parallel with `--jobs`, again
+//! and again with `--daemon`), report, and choose the exit code: that of the first account,
+//! in config order, that failed.
+//!
+//! Signals: the first SIGTERM or SIGINT lets every account finish the message in flight,
+//! record it and QUIT, then the run exits 75; a second one exits at once (still safe: a
+//! message is recorded only after it is durable).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 use super::{Context, overrides, report, select};
 use crate::cli::FetchArgs;
-use crate::engine::{self, FetchOptions, Summary};
+use crate::config::{Account, Overrides};
+use crate::engine::{self, FetchOptions, NoProgress, Progress, Summary};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ui::progress::{self, Bars};
+
+/// Exit code when a signal ended the run (EX_TEMPFAIL: run again later).
+const SIGNALLED: u8 = 75;
 
 /// Run `pop3 fetch`.
 pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {
@@ -15,34 +31,237 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let over = overrides(&args.one_off, keep, args.max_size);
-    let accounts = select(&ctx.config, &args.accounts, &over)?;
+    let names = select(&ctx.config, &args.accounts, &over)?;
+    if args.jobs == 0 {
+        return Err(Error::new(ErrorKind::Usage, "--jobs must be at least 1").into());
+    }
+    let stop = install_signal_handlers()?;
     let opts = FetchOptions {
         all: args.all,
         limit: args.limit,
         dry_run: args.dry_run,
+        stop: Some(stop.clone()),
     };
-    let mut exit = 0u8;
-    for name in &accounts {
-        let result = ctx
-            .config
-            .resolve(name.as_deref(), &over)
-            .and_then(|account| engine::fetch(&account, &opts).map(|s| (account, s)));
-        match result {
-            Ok((account, s)) if opts.dry_run => print_plan(&account.name, &s),
-            Ok((account, s)) => {
-                if ctx.verbose > 0 && !ctx.quiet {
-                    eprintln!("pop3: {}: {}", account.name, describe(&s));
+    let bars = (progress::wanted(ctx.quiet) && !args.json && !args.dry_run).then(Bars::new);
+    let progress: &dyn Progress = match &bars {
+        Some(b) => b,
+        None => &NoProgress,
+    };
+    let out = Output {
+        ctx,
+        json: args.json,
+        dry_run: args.dry_run,
+        bars: bars.as_ref(),
+    };
+    let Some(interval) = args.daemon else {
+        let results = run_round(ctx, &names, &over, &opts, args.jobs, progress);
+        let mut exit = 0;
+        for (name, result) in names.iter().zip(&results) {
+            let code = out.show(name.as_deref(), result);
+            if exit == 0 {
+                exit = code;
+            }
+        }
+        if stop.load(Ordering::Relaxed) && exit == 0 {
+            exit = SIGNALLED;
+        }
+        return Ok(ExitCode::from(exit));
+    };
+    daemon(
+        ctx, &names, &over, &opts, args.jobs, interval, &stop, &out, progress,
+    )
+}
+
+/// SIGTERM and SIGINT set the flag; a second one exits the process at once.
+fn install_signal_handlers() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGTERM, SIGINT] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, i32::from(SIGNALLED), stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .map_err(|e| {
+                Error::with_source(ErrorKind::Internal, "cannot install signal handlers", e)
+            })?;
+    }
+    Ok(stop)
+}
+
+/// One account's outcome.
+type Outcome = Result<(Account, Summary)>;
+
+/// Fetch every account once, up to `jobs` at a time; results in the order of `names`.
+fn run_round(
+    ctx: &Context,
+    names: &[Option<String>],
+    over: &Overrides,
+    opts: &FetchOptions,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Vec<Outcome> {
+    let one = |name: &Option<String>| -> Outcome {
+        let account = ctx.config.resolve(name.as_deref(), over)?;
+        let summary = engine::fetch(&account, opts, progress)?;
+        Ok((account, summary))
+    };
+    if jobs <= 1 || names.len() <= 1 {
+        return names.iter().map(one).collect();
+    }
+    // Each account runs under its own lock, so a slow or failing one holds up nobody.
+    let next = AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
+        names.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(names.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let result = one(name);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(result);
+                    }
                 }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "a fetch thread panicked")))
+        })
+        .collect()
+}
+
+/// How results are shown.
+struct Output<'a> {
+    ctx: &'a Context,
+    json: bool,
+    dry_run: bool,
+    bars: Option<&'a Bars>,
+}
+
+impl Output<'_> {
+    /// Show one account's result; returns its exit code (0 on success).
+    fn show(&self, name: Option<&str>, result: &Outcome) -> u8 {
+        let label = name.unwrap_or("one-off account");
+        let print = |f: &dyn Fn()| match self.bars {
+            Some(b) => b.suspend(f),
+            None => f(),
+        };
+        match result {
+            Ok((account, s)) => {
+                if self.json {
+                    println!("{}", summary_json(&account.name, s));
+                } else if self.dry_run {
+                    print_plan(&account.name, s);
+                } else if self.ctx.verbose > 0 && !self.ctx.quiet {
+                    print(&|| eprintln!("pop3: {}: {}", account.name, describe(s)));
+                } else if !s.too_big.is_empty() && !self.ctx.quiet {
+                    // Worth saying even without -v: mail is waiting that we will never fetch.
+                    print(&|| {
+                        eprintln!(
+                            "pop3: {}: {} message(s) bigger than max_size left on the server",
+                            account.name,
+                            s.too_big.len()
+                        )
+                    });
+                }
+                if s.interrupted { SIGNALLED } else { 0 }
             }
             Err(e) => {
-                report(name.as_deref().unwrap_or("one-off account"), &e);
-                if exit == 0 {
-                    exit = e.kind().exit_code();
+                if self.json {
+                    println!("{}", super::json_error(label, e));
                 }
+                print(&|| report(label, e));
+                e.kind().exit_code()
             }
         }
     }
-    Ok(ExitCode::from(exit))
+}
+
+/// `--daemon`: fetch every account when it is due, until a signal. A failing account is
+/// retried with exponential backoff (capped at an hour, or the interval when longer);
+/// a LOGIN-DELAY the server announced is waited out.
+#[allow(clippy::too_many_arguments)]
+fn daemon(
+    ctx: &Context,
+    names: &[Option<String>],
+    over: &Overrides,
+    opts: &FetchOptions,
+    jobs: usize,
+    interval: Duration,
+    stop: &AtomicBool,
+    out: &Output<'_>,
+    progress: &dyn Progress,
+) -> anyhow::Result<ExitCode> {
+    let mut due: Vec<Instant> = vec![Instant::now(); names.len()];
+    let mut failures: Vec<u32> = vec![0; names.len()];
+    loop {
+        let now = Instant::now();
+        let ready: Vec<usize> = (0..names.len()).filter(|&i| due[i] <= now).collect();
+        let batch: Vec<Option<String>> = ready.iter().map(|&i| names[i].clone()).collect();
+        let results = run_round(ctx, &batch, over, opts, jobs, progress);
+        for (&i, result) in ready.iter().zip(&results) {
+            out.show(names[i].as_deref(), result);
+            let wait = match result {
+                Ok((_, s)) => {
+                    failures[i] = 0;
+                    let delay = Duration::from_secs(s.login_delay.unwrap_or(0).into());
+                    interval.max(delay)
+                }
+                Err(e) => {
+                    failures[i] = failures[i].saturating_add(1);
+                    backoff(interval, failures[i], e.kind())
+                }
+            };
+            due[i] = Instant::now() + wait;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(ExitCode::from(SIGNALLED));
+        }
+        let next = due.iter().min().copied().unwrap_or(now + interval);
+        while Instant::now() < next {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(ExitCode::from(SIGNALLED));
+            }
+            std::thread::sleep(Duration::from_millis(200).min(next - Instant::now()));
+        }
+    }
+}
+
+/// The wait after the `failures`-th failure in a row: the interval doubled each time, at
+/// most an hour (or the interval, when that is longer); at least a minute for temporary
+/// errors such as [LOGIN-DELAY] or [IN-USE].
+fn backoff(interval: Duration, failures: u32, kind: ErrorKind) -> Duration {
+    let cap = interval.max(Duration::from_secs(3600));
+    let doubled = interval.saturating_mul(1u32 << failures.min(16));
+    let wait = doubled.min(cap);
+    if kind == ErrorKind::Temporary {
+        wait.max(Duration::from_secs(60))
+    } else {
+        wait
+    }
+}
+
+/// The `--json` object of one account.
+fn summary_json(account: &str, s: &Summary) -> serde_json::Value {
+    json!({
+        "account": account,
+        "ok": true,
+        "listed": s.listed,
+        "fetched": s.fetched,
+        "bytes": s.bytes,
+        "deleted": s.deleted,
+        "skipped": s.too_big.len(),
+        "deferred": s.deferred,
+        "interrupted": s.interrupted,
+        "would_fetch": s.would_fetch.len(),
+        "would_delete": s.would_delete.len(),
+    })
 }
 
 /// One line for `-v`: what happened.
@@ -61,6 +280,9 @@ fn describe(s: &Summary) -> String {
     if s.deferred > 0 {
         text.push_str(&format!(", {} left for the next run (--limit)", s.deferred));
     }
+    if s.interrupted {
+        text.push_str(", stopped by a signal");
+    }
     text
 }
 
@@ -78,5 +300,34 @@ fn print_plan(account: &str, s: &Summary) {
     }
     if s.deferred > 0 {
         println!("  {} more new messages beyond --limit", s.deferred);
+    }
+    if s.would_fetch.is_empty() && s.would_delete.is_empty() {
+        println!("  nothing to do");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let m = Duration::from_secs(60);
+        assert_eq!(
+            backoff(m, 1, ErrorKind::Unavailable),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            backoff(m, 2, ErrorKind::Unavailable),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            backoff(m, 30, ErrorKind::Unavailable),
+            Duration::from_secs(3600)
+        );
+        let s = Duration::from_secs(5);
+        assert_eq!(backoff(s, 1, ErrorKind::Temporary), Duration::from_secs(60));
+        let day = Duration::from_secs(86400);
+        assert_eq!(backoff(day, 3, ErrorKind::Auth), day);
     }
 }

@@ -1,15 +1,35 @@
-//! `pop3 list`: the messages on the server with their number, size, UIDL and whether they
-//! are new (not in the seen-state).
+//! `pop3 list`: the messages on the server with their number, size, UIDL, whether they are
+//! new (not in the seen-state), and the Date, From and Subject from `TOP n 0`, RFC 2047
+//! decoded and escaped for the terminal.
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use mail_parser::MessageParser;
+use serde_json::json;
+
 use super::{Context, overrides, select};
 use crate::cli::ListArgs;
-use crate::engine::{self, Connected};
-use crate::error::{Error, ErrorKind};
+use crate::client::{Listed, Session, Transaction};
+use crate::engine;
+use crate::error::{Error, ErrorKind, Result};
+use crate::net::Stream;
+use crate::proto::command::Command;
 use crate::secret;
+use crate::session::{self, Connected};
 use crate::state::uidl::SeenState;
+use crate::ui::sanitize::sanitize;
+
+/// The most header bytes kept per message (TOP may return more; the rest is discarded).
+const HEADER_KEEP: usize = 16 * 1024;
+
+/// Date, From and Subject of one message, already sanitised.
+#[derive(Debug, Default, Clone)]
+struct Headers {
+    date: String,
+    from: String,
+    subject: String,
+}
 
 /// Run `pop3 list`.
 pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
@@ -25,42 +45,184 @@ pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let password = secret::obtain(&account)?;
     let Connected {
         mut session, caps, ..
-    } = engine::login(&account, &password)?;
+    } = session::login(&account, &password)?;
     drop(password);
     let listing = session.listing(caps.pipelining)?;
+    let headers = if caps.top {
+        fetch_headers(&mut session, &listing, caps.pipelining)?
+    } else {
+        vec![Headers::default(); listing.len()]
+    };
     session.quit()?;
 
     let mut out = std::io::stdout().lock();
-    let width = listing.last().map_or(1, |m| m.number.to_string().len());
-    let mut print = || -> std::io::Result<()> {
+    let result = if args.json {
+        let rows: Vec<_> = listing
+            .iter()
+            .zip(&headers)
+            .map(|(m, h)| {
+                json!({
+                    "number": m.number.get(),
+                    "size": m.size.0,
+                    "uidl": m.uid.to_string(),
+                    "state": if state.contains(&m.uid) { "seen" } else { "new" },
+                    "date": h.date,
+                    "from": h.from,
+                    "subject": h.subject,
+                })
+            })
+            .collect();
         writeln!(
             out,
-            "#{:>w$} {:>10} {:<24} STATE",
-            "NUM",
-            "SIZE",
-            "UIDL",
-            w = width.max(3)
-        )?;
-        for m in &listing {
-            let state = if state.contains(&m.uid) {
-                "seen"
-            } else {
-                "new"
-            };
-            writeln!(
-                out,
-                " {:>w$} {:>10} {:<24} {state}",
-                m.number,
-                m.size.0,
-                m.uid.to_string(),
-                w = width.max(3)
-            )?;
-        }
-        out.flush()
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        )
+    } else {
+        print_table(&mut out, &listing, &headers, &state)
     };
-    match print() {
+    match result.and_then(|()| out.flush()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(Error::with_source(ErrorKind::Io, "cannot write to stdout", e).into()),
+    }
+}
+
+fn print_table(
+    out: &mut impl Write,
+    listing: &[Listed],
+    headers: &[Headers],
+    state: &SeenState,
+) -> std::io::Result<()> {
+    let num_w = listing
+        .last()
+        .map_or(3, |m| m.number.to_string().len().max(3));
+    let uid_w = listing
+        .iter()
+        .map(|m| m.uid.to_string().len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    writeln!(
+        out,
+        "#{:>num_w$} {:>10} {:<uid_w$} {:<5} {:<16} {:<24} SUBJECT",
+        "NUM", "SIZE", "UIDL", "STATE", "DATE", "FROM"
+    )?;
+    for (m, h) in listing.iter().zip(headers) {
+        let state = if state.contains(&m.uid) {
+            "seen"
+        } else {
+            "new"
+        };
+        writeln!(
+            out,
+            " {:>num_w$} {:>10} {:<uid_w$} {:<5} {:<16} {:<24} {}",
+            m.number,
+            m.size.0,
+            m.uid.to_string(),
+            state,
+            cut(&h.date, 16),
+            cut(&h.from, 24),
+            h.subject
+        )?;
+    }
+    Ok(())
+}
+
+/// At most `n` characters, with `…` when cut; `-` when empty.
+fn cut(s: &str, n: usize) -> String {
+    if s.is_empty() {
+        return "-".into();
+    }
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(n - 1).collect();
+    t.push('…');
+    t
+}
+
+/// `TOP n 0` for every message (pipelined when allowed), keeping the first bytes of each
+/// header block.
+fn fetch_headers(
+    session: &mut Session<Stream, Transaction>,
+    listing: &[Listed],
+    pipelining: bool,
+) -> Result<Vec<Headers>> {
+    let window = if pipelining { 32 } else { 1 };
+    let mut out = Vec::with_capacity(listing.len());
+    let mut sent = 0;
+    for (i, m) in listing.iter().enumerate() {
+        while sent < listing.len() && sent < i + window {
+            session.send(&Command::Top(listing[sent].number, 0))?;
+            sent += 1;
+        }
+        session.flush()?;
+        let mut buf = Vec::new();
+        session.read_body(
+            &format!("TOP {}", m.number),
+            m.size.0.saturating_mul(2).saturating_add(1 << 20),
+            &mut |bytes| {
+                let room = HEADER_KEEP.saturating_sub(buf.len());
+                buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                Ok(())
+            },
+        )?;
+        out.push(parse_headers(&buf));
+    }
+    Ok(out)
+}
+
+fn parse_headers(bytes: &[u8]) -> Headers {
+    let Some(msg) = MessageParser::default().parse_headers(bytes) else {
+        return Headers::default();
+    };
+    let date = msg
+        .date()
+        .map(|d| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                d.year, d.month, d.day, d.hour, d.minute
+            )
+        })
+        .unwrap_or_default();
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| match (a.name(), a.address()) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(addr)) => addr.to_string(),
+            (None, None) => String::new(),
+        })
+        .unwrap_or_default();
+    let subject = msg.subject().unwrap_or_default().to_string();
+    Headers {
+        date: sanitize(date.as_bytes()),
+        from: sanitize(from.as_bytes()),
+        subject: sanitize(subject.as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_decoded_and_sanitised() {
+        let h = parse_headers(
+            b"From: =?utf-8?q?Caf=C3=A9?= <a@b.c>\nSubject: =?utf-8?q?hi_=1B[2J?=\n\
+              Date: Mon, 30 Nov 2026 07:26:53 +0000\n\n",
+        );
+        assert_eq!(h.from, "Café");
+        assert_eq!(h.subject, "hi \\x1b[2J");
+        assert_eq!(h.date, "2026-11-30 07:26");
+        let bidi = parse_headers("Subject: a\u{202e}b\n\n".as_bytes());
+        assert_eq!(bidi.subject, "a\\u{202e}b");
+    }
+
+    #[test]
+    fn cut_marks_truncation() {
+        assert_eq!(cut("", 5), "-");
+        assert_eq!(cut("abc", 5), "abc");
+        assert_eq!(cut("abcdefgh", 5), "abcd…");
     }
 }

@@ -1,8 +1,12 @@
 //! Subcommands. This is the only place that prints results (stdout) and per-account errors
 //! (stderr); `main` prints the error that ends a whole run.
 
+pub mod accounts;
+pub mod check;
 pub mod fetch;
+pub mod generate;
 pub mod list;
+pub mod probe;
 
 use std::process::ExitCode;
 
@@ -19,6 +23,9 @@ pub struct Context {
 
 /// Load the config and run the subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args);
+    }
     let config = config::load(cli.config.as_deref())?;
     let ctx = Context {
         config,
@@ -28,6 +35,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Fetch(args) => fetch::run(&ctx, &args),
         Command::List(args) => list::run(&ctx, &args),
+        Command::Check(args) => check::run(&ctx, &args),
+        Command::Probe(args) => probe::run(&ctx, &args),
+        Command::Accounts(args) => accounts::run(&ctx, &args),
+        Command::Generate(_) => unreachable!("handled before the config is loaded"),
     }
 }
 
@@ -78,6 +89,15 @@ fn select(config: &Config, named: &[String], over: &Overrides) -> Result<Vec<Opt
         ));
     }
     Ok(all)
+}
+
+/// The `--json` object for an account that failed.
+fn json_error(account: &str, err: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "account": account,
+        "ok": false,
+        "error": { "code": err.kind().exit_code(), "message": err.chain() },
+    })
 }
 
 /// Print one account's error as a single line on stderr.

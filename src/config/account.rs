@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::proto::auth::Mechanism;
 use crate::secret::Secret;
 
 /// How the connection is secured.
@@ -39,11 +40,11 @@ impl TlsMode {
 /// Which login mechanism to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMech {
-    /// The strongest mechanism both sides support (today: USER/PASS, which needs an
-    /// encrypted connection or `allow_plaintext_password`).
+    /// The strongest password mechanism both sides support; never one that reveals the
+    /// password over an unencrypted connection unless `allow_plaintext_password`.
     Auto,
-    /// USER/PASS (RFC 1939 section 7).
-    User,
+    /// Exactly this mechanism; if the server lacks it, that is an error (77).
+    Named(Mechanism),
 }
 
 /// A command to run: an argv (no shell), or a string for `sh -c`.

@@ -8,6 +8,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::account::TlsMode;
+use crate::proto::auth::Mechanism;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -233,12 +234,26 @@ impl<'de> Deserialize<'de> for CommandSpec {
     }
 }
 
-/// `auth = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthName {
-    Auto,
-    User,
+/// `auth = "auto"` (None) or a mechanism's config name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthName(pub Option<Mechanism>);
+
+impl<'de> Deserialize<'de> for AuthName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(AuthName(None));
+        }
+        Mechanism::from_config_name(&s)
+            .map(|m| AuthName(Some(m)))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.config_name()).collect();
+                de::Error::custom(format!(
+                    "invalid auth {s:?}: expected \"auto\" or one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
 }
 
 /// A duration written as a number and a unit: `500ms`, `30s`, `5m`, `2h`, `1d`.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use account::{Account, AuthMech, CommandLine, Delivery, PasswordSource, TlsMode, TlsVersion};
-use file::{AccountTable, AuthName, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
+use file::{AccountTable, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
@@ -306,19 +306,26 @@ impl Config {
                 }
             }
         };
-        let auth = match t.auth.unwrap_or(AuthName::Auto) {
-            AuthName::Auto => AuthMech::Auto,
-            AuthName::User => AuthMech::User,
+        let auth = match t.auth.and_then(|a| a.0) {
+            None => AuthMech::Auto,
+            Some(m) => AuthMech::Named(m),
         };
         let allow_plaintext_password = t.allow_plaintext_password.unwrap_or(false);
-        if tls == TlsMode::None && !allow_plaintext_password {
-            // Every mechanism we offer today reveals the password (DESIGN.md, Config).
+        if let AuthMech::Named(m) = auth
+            && tls == TlsMode::None
+            && m.reveals_password()
+            && !allow_plaintext_password
+        {
+            // DESIGN.md, Config: USER/PASS, PLAIN and LOGIN over plaintext need explicit
+            // permission. Known before connecting, so it is a configuration error.
             return Err(Error::new(
                 ErrorKind::Config,
                 format!(
-                    "{label}: tls = \"none\" would send the password unencrypted; use \
-                     tls = \"implicit\" or \"starttls\", or set allow_plaintext_password = true \
-                     if you accept that risk"
+                    "{label}: auth = \"{}\" with tls = \"none\" would send the password \
+                     unencrypted; use tls = \"implicit\" or \"starttls\", a mechanism that \
+                     hides it (scram-sha-256, cram-md5, apop), or set \
+                     allow_plaintext_password = true if you accept that risk",
+                    m.config_name()
                 ),
             ));
         }
@@ -509,8 +516,7 @@ mod tests {
 
     #[test]
     fn plaintext_needs_explicit_permission() {
-        let base =
-            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ntls = \"none\"\ndeliver.maildir = \"/m\"\n";
+        let base = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ntls = \"none\"\nauth = \"user\"\ndeliver.maildir = \"/m\"\n";
         let err = config(base)
             .unwrap()
             .resolve(Some("a"), &Overrides::default())

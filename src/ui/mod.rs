@@ -1,3 +1,4 @@
 //! Terminal-facing helpers: escaping untrusted text.
 
+pub mod progress;
 pub mod sanitize;

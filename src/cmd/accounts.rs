@@ -1,0 +1,124 @@
+//! `pop3 accounts [--check] [--json]`: the resolved accounts, secrets hidden.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::Context;
+use crate::cli::AccountsArgs;
+use crate::config::{Account, AuthMech, PasswordSource};
+use crate::error::{Error, ErrorKind};
+
+/// Run `pop3 accounts`.
+pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
+    let Some(path) = &ctx.config.path else {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "no config file (looked for the default one); see `man pop3` for the format",
+        )
+        .into());
+    };
+    let mut resolved = Vec::new();
+    for name in ctx.config.account_names() {
+        // --check stops at the first error, with exit 78 (and file, table and key).
+        resolved.push(ctx.config.resolve(Some(name), &Default::default())?);
+    }
+    if args.check {
+        if !ctx.quiet {
+            println!(
+                "{}: {} account{} OK",
+                path.display(),
+                resolved.len(),
+                if resolved.len() == 1 { "" } else { "s" }
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.json {
+        let all: Vec<_> = resolved.iter().map(to_json).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for a in &resolved {
+        println!("[{}]", a.name);
+        for (key, value) in describe(a) {
+            println!("  {key:<10} {value}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn password_source(a: &Account) -> String {
+    match &a.password {
+        PasswordSource::Literal(_) => "in the config file (hidden)".into(),
+        PasswordSource::Command(c) => format!("command {}", c.shown()),
+        PasswordSource::Env(v) => format!("environment variable {v}"),
+        PasswordSource::Prompt => "prompt".into(),
+        PasswordSource::Default => format!(
+            "{} or a prompt (none configured)",
+            crate::secret::PASSWORD_ENV
+        ),
+    }
+}
+
+fn auth_name(a: &Account) -> &'static str {
+    match a.auth {
+        AuthMech::Auto => "auto",
+        AuthMech::Named(m) => m.config_name(),
+    }
+}
+
+fn describe(a: &Account) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        (
+            "server",
+            format!("{}:{} (tls {})", a.host, a.port, a.tls.name()),
+        ),
+        ("user", a.user.clone()),
+        ("password", password_source(a)),
+        ("auth", auth_name(a).into()),
+        ("deliver", a.delivery.describe()),
+        (
+            "keep",
+            match (a.keep, a.delete_after) {
+                (false, _) => "no (delete after delivery)".into(),
+                (true, Some(d)) => format!("yes, delete after {}s", d.as_secs()),
+                (true, None) => "yes".into(),
+            },
+        ),
+        ("timeout", format!("{}s", a.timeout.as_secs())),
+    ];
+    if let Some(m) = a.max_size {
+        rows.push(("max_size", m.to_string()));
+    }
+    if let Some(ca) = &a.tls_ca_file {
+        rows.push(("tls_ca", ca.display().to_string()));
+    }
+    if !a.tls_fingerprints.is_empty() {
+        rows.push((
+            "pinned",
+            format!("{} fingerprint(s)", a.tls_fingerprints.len()),
+        ));
+    }
+    rows
+}
+
+fn to_json(a: &Account) -> serde_json::Value {
+    json!({
+        "name": a.name,
+        "host": a.host,
+        "port": a.port,
+        "user": a.user,
+        "tls": a.tls.name(),
+        "tls_ca_file": a.tls_ca_file.as_ref().map(|p| p.display().to_string()),
+        "tls_fingerprints": a.tls_fingerprints.len(),
+        "auth": auth_name(a),
+        "password": password_source(a),
+        "deliver": a.delivery.describe(),
+        "keep": a.keep,
+        "delete_after_secs": a.delete_after.map(|d| d.as_secs()),
+        "max_size": a.max_size,
+        "timeout_secs": a.timeout.as_secs(),
+        "add_received": a.add_received,
+    })
+}

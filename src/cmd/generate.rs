@@ -1,0 +1,271 @@
+//! `pop3 generate man|completions SHELL`: the man page and shell completions, generated from
+//! the clap definition so they can never drift from `--help`. The committed copies in `man/`
+//! and `completions/` are checked by a test (tests/generated.rs).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Generate, GenerateArgs};
+
+/// Run `pop3 generate`.
+pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    match &args.what {
+        Generate::Man => man(&mut out)?,
+        Generate::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pop3", &mut out);
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole man page: clap's sections, one section per subcommand, then the config file,
+/// files, environment and exit codes.
+pub fn man(w: &mut dyn Write) -> std::io::Result<()> {
+    let cmd = Cli::command();
+    let page = clap_mangen::Man::new(cmd.clone()).manual("pop3 manual");
+    page.render_title(w)?;
+    page.render_name_section(w)?;
+    page.render_synopsis_section(w)?;
+    page.render_description_section(w)?;
+    w.write_all(DESCRIPTION.as_bytes())?;
+    page.render_options_section(w)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        writeln!(w, ".SH \"POP3 {}\"", sub.get_name().to_uppercase())?;
+        let usage = sub
+            .clone()
+            .bin_name(format!("pop3 {}", sub.get_name()))
+            .render_usage()
+            .to_string();
+        let usage = usage.trim_start_matches("Usage: ");
+        writeln!(w, "\\fB{}\\fR", roff_escape(usage))?;
+        writeln!(w, ".PP")?;
+        if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+            writeln!(w, "{}", roff_escape(&about.to_string()))?;
+        }
+        for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version" | "config" | "quiet" | "verbose") {
+                continue;
+            }
+            let mut flag = String::new();
+            if let Some(short) = arg.get_short() {
+                flag.push_str(&format!("\\fB-{short}\\fR, "));
+            }
+            match arg.get_long() {
+                Some(long) => flag.push_str(&format!("\\fB--{long}\\fR")),
+                None => flag.push_str(&format!("\\fI{}\\fR", id.to_uppercase())),
+            }
+            if arg.get_long().is_some()
+                && arg.get_action().takes_values()
+                && let Some(names) = arg.get_value_names()
+            {
+                flag.push_str(&format!(" \\fI{}\\fR", names.join(" ")));
+            }
+            writeln!(w, ".TP\n{flag}")?;
+            if let Some(help) = arg.get_long_help().or(arg.get_help()) {
+                writeln!(w, "{}", roff_escape(&help.to_string()))?;
+            }
+        }
+    }
+    w.write_all(REFERENCE.as_bytes())?;
+    page.render_version_section(w)?;
+    Ok(())
+}
+
+/// Escape text for roff: backslashes, and a leading `.` or `'` that would be a request.
+fn roff_escape(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    s.lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const DESCRIPTION: &str = r#".PP
+\fBpop3\fR logs in to POP3 servers (RFC 1939) over verified TLS, downloads the messages it
+has not fetched before (tracked by UIDL) and delivers them into a Maildir, an mbox file or a
+delivery command such as procmail. A message is recorded as fetched only after its delivery
+is durable, and deleted on the server only after that, so a crash or a dropped connection
+causes at most one duplicate and never a lost or partial message.
+"#;
+
+const REFERENCE: &str = r#".SH CONFIGURATION
+The config file is TOML. A \fB[defaults]\fR table holds keys every account inherits; each
+\fB[accounts.\fINAME\fB]\fR table is one account. Unknown keys are errors that name the
+file, the line and the key. Durations are a number and a unit (\fBms\fR, \fBs\fR, \fBm\fR,
+\fBh\fR, \fBd\fR); sizes a number with an optional \fBk\fR, \fBM\fR or \fBG\fR.
+.PP
+.nf
+[defaults]
+tls = "implicit"
+deliver.maildir = "~/Mail/inbox"
+
+[accounts.work]
+host = "pop.example.com"
+user = "alice@example.com"
+password.command = ["pass", "show", "mail/work"]
+delete_after = "14d"
+.fi
+.TP
+\fBhost\fR
+The POP3 server. Required.
+.TP
+\fBport\fR
+Its port. Default 995 with \fBtls = "implicit"\fR, else 110.
+.TP
+\fBuser\fR
+The login name. Required.
+.TP
+\fBtls\fR
+\fB"implicit"\fR (TLS from the first byte), \fB"starttls"\fR (plain, then STLS, which must
+succeed: a server that does not offer it is an error) or \fB"none"\fR. Default implicit.
+.TP
+\fBtls_ca_file\fR
+Trust the CA certificates in this PEM file instead of the built-in public roots.
+.TP
+\fBtls_fingerprint\fR
+A SHA-256 fingerprint, or a list of them, of the server certificate or of its public key,
+as \fB"sha256:AB:CD:..."\fR. When set, it replaces the CA check; the handshake signature is
+still verified. This is how to trust a self-signed server.
+.TP
+\fBtls_min_version\fR
+\fB"1.2"\fR (default) or \fB"1.3"\fR.
+.TP
+\fBtls_cert_file\fR, \fBtls_key_file\fR
+A client certificate chain and its key (PEM).
+.TP
+\fBpassword\fR
+The password itself. Refused when the config file can be read by group or others.
+.TP
+\fBpassword.command\fR
+A command whose first line of output is the password: an array of arguments (run without a
+shell) or a string (run with \fBsh -c\fR).
+.TP
+\fBpassword.env\fR
+The name of an environment variable holding the password.
+.TP
+\fBpassword.prompt = true\fR
+Ask on the terminal.
+.PP
+With no password key, \fBPOP3_PASSWORD\fR is used if set, else a prompt when standard input
+is a terminal; otherwise the account fails with exit code 78.
+.TP
+\fBauth\fR
+\fB"auto"\fR (default: the strongest mechanism both sides offer) or one of
+\fBscram-sha-256\fR, \fBscram-sha-1\fR, \fBcram-md5\fR, \fBapop\fR, \fBplain\fR, \fBlogin\fR,
+\fBuser\fR, \fBxoauth2\fR, \fBoauthbearer\fR. A named mechanism the server lacks is an error;
+there is no silent fallback. For the OAuth mechanisms the password source yields the token.
+.TP
+\fBallow_plaintext_password\fR
+With \fBtls = "none"\fR, allow mechanisms that reveal the password (USER, PLAIN, LOGIN).
+Default false.
+.TP
+\fBtimeout\fR
+Connecting, the TLS handshake and every read and write must finish within this. Default
+\fB"60s"\fR.
+.TP
+\fBkeep\fR
+Leave messages on the server. Default true. When false, each message is deleted once it is
+delivered and recorded, and so are messages recorded by earlier runs.
+.TP
+\fBdelete_after\fR
+With \fBkeep\fR, delete messages first fetched at least this long ago.
+.TP
+\fBmax_size\fR
+Leave messages bigger than this on the server and report them.
+.TP
+\fBadd_received\fR
+Prepend a \fBReceived:\fR header naming the server, pop3 and the UIDL. Default true.
+.TP
+\fBdeliver.maildir\fR
+Deliver into this Maildir; it is created when missing.
+.TP
+\fBdeliver.mbox\fR
+Deliver into this mbox file (mboxrd quoting, fcntl and dot-lock locking).
+.TP
+\fBdeliver.mda\fR
+Deliver by running this command with the message on standard input: an array of arguments
+or a string for \fBsh -c\fR. \fB%F\fR is replaced by the envelope sender. Exit 0 means
+delivered, 75 means try again later, anything else is a failure.
+.TP
+\fBmda_timeout\fR
+How long the delivery command may take per message. Default \fB"5m"\fR.
+.SH FILES
+.TP
+\fI$XDG_CONFIG_HOME/pop3/config.toml\fR (default \fI~/.config/pop3/config.toml\fR)
+The config file.
+.TP
+\fI$XDG_STATE_HOME/pop3/\fR (default \fI~/.local/state/pop3/\fR)
+One \fIuser@host_port\fB.uidl\fR file per account with the UIDLs already delivered and when
+each was first seen, and a \fB.lock\fR file that keeps two runs from fetching one account at
+once.
+.SH ENVIRONMENT
+.TP
+\fBPOP3_CONFIG\fR
+The config file, as \fB-c\fR.
+.TP
+\fBPOP3_PASSWORD\fR
+The password for accounts that configure no password source.
+.TP
+\fBRUST_LOG\fR
+Finer control of the diagnostic output (e.g. \fBpop3=debug\fR).
+.TP
+\fBHOME\fR, \fBXDG_CONFIG_HOME\fR, \fBXDG_STATE_HOME\fR
+Where the config and state live.
+.SH "EXIT STATUS"
+.TP
+\fB0\fR
+Success, with or without new mail (\fBcheck\fR: new mail is waiting).
+.TP
+\fB1\fR
+\fBcheck\fR only: no new mail.
+.TP
+\fB64\fR
+Bad command-line usage.
+.TP
+\fB65\fR
+The server sent data that cannot be accepted (bad UIDL list, sizes that lie).
+.TP
+\fB69\fR
+Unavailable: host unreachable, TLS handshake or certificate failed, STLS or UIDL missing,
+[SYS/PERM].
+.TP
+\fB70\fR
+Internal error (a bug: please report it).
+.TP
+\fB73\fR
+The delivery target cannot be created or opened.
+.TP
+\fB74\fR
+Delivery or state I/O failed, or the delivery command failed.
+.TP
+\fB75\fR
+Temporary failure: timeout, dropped connection, [IN-USE], [LOGIN-DELAY], [SYS/TEMP], lock
+held, the delivery command exited 75, or a signal.
+.TP
+\fB76\fR
+The server broke the protocol.
+.TP
+\fB77\fR
+Authentication refused, or no acceptable login mechanism.
+.TP
+\fB78\fR
+Configuration error.
+.PP
+With several accounts every account is tried; the exit code is that of the first account,
+in config order, that failed.
+.SH "SEE ALSO"
+\fBfetchmail\fR(1), \fBmpop\fR(1), \fBgetmail\fR(1), \fBprocmail\fR(1)
+"#;

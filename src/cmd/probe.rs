@@ -1,0 +1,210 @@
+//! `pop3 probe ACCOUNT|HOST[:PORT]`: what a server offers, before and after STLS and login,
+//! its TLS version and certificate chain with SHA-256 fingerprints. With a HOST no password
+//! is needed and no login is tried.
+
+use std::process::ExitCode;
+
+use super::Context;
+use crate::cli::ProbeArgs;
+use crate::config::{Overrides, TlsMode};
+use crate::error::{Error, ErrorKind};
+use crate::net::tls::{self, hex_colons};
+use crate::proto::{Capabilities, Expire};
+use crate::secret;
+use crate::session::{self, Connected, Opened, choose_mechanism};
+use crate::ui::sanitize::sanitize;
+
+/// Run `pop3 probe`.
+pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    let is_account = ctx.config.account_names().contains(&args.target.as_str());
+    let account = if is_account {
+        let over = Overrides {
+            tls: args.tls,
+            ca_file: args.ca_file.clone(),
+            ..Overrides::default()
+        };
+        ctx.config.resolve(Some(&args.target), &over)?
+    } else {
+        let (host, port) = split_host_port(&args.target)?;
+        // Port 110 is POP3 with STLS; anything else is taken as implicit TLS (995 and the
+        // usual alternatives). --tls says otherwise.
+        let tls = args.tls.unwrap_or(if port == Some(110) {
+            TlsMode::Starttls
+        } else {
+            TlsMode::Implicit
+        });
+        let over = Overrides {
+            host: Some(host),
+            port,
+            user: Some("probe".into()),
+            tls: Some(tls),
+            ca_file: args.ca_file.clone(),
+            maildir: Some("/nonexistent".into()),
+            ..Overrides::default()
+        };
+        crate::config::Config::default().resolve(None, &over)?
+    };
+    println!(
+        "server       {}:{} (tls {})",
+        account.host,
+        account.port,
+        account.tls.name()
+    );
+    let client = match account.tls {
+        TlsMode::None => None,
+        _ => Some(session::tls_client(&account)?),
+    };
+    let opened = match session::open_with(&account, client.clone()) {
+        Ok(o) => o,
+        Err(e) => {
+            // Show what the server presented even when it was refused.
+            if let Some(chain) = client.and_then(|c| c.presented_chain()) {
+                print_chain(&chain);
+            }
+            return Err(e.into());
+        }
+    };
+    let Opened {
+        session,
+        caps,
+        caps_before_stls,
+        tls: client,
+    } = opened;
+    println!("greeting     {}", sanitize(session.greeting()));
+    if let Some(before) = &caps_before_stls {
+        println!("before STLS  {}", describe(before));
+    }
+    if let Some(t) = session.stream().tls_description() {
+        println!("tls          {t}");
+    }
+    if let Some(chain) = client.as_ref().and_then(|c| c.presented_chain()) {
+        print_chain(&chain);
+    }
+    println!("capabilities {}", describe(&caps));
+    let encrypted = session.stream().is_encrypted();
+    match choose_mechanism(&account, &caps, session.greeting(), encrypted) {
+        Ok(m) => println!("login        {} would be used", m.config_name()),
+        Err(e) => println!("login        impossible: {}", e.message()),
+    }
+    if !is_account {
+        let _ = session.quit();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let password = secret::obtain(&account)?;
+    let Connected {
+        mut session,
+        caps,
+        mechanism,
+        ..
+    } = session::authenticate(&account, session, caps, &password)?;
+    drop(password);
+    println!("logged in    with {}", mechanism.config_name());
+    println!("after login  {}", describe(&caps));
+    let (count, size) = session.stat()?;
+    println!("mailbox      {count} messages, {} bytes", size.0);
+    session.quit()?;
+    if let Some(Expire::Days(0)) = caps.expire
+        && account.keep
+    {
+        println!(
+            "warning      the server deletes messages once retrieved (EXPIRE 0), whatever keep says"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_chain(chain: &[rustls::pki_types::CertificateDer<'static>]) {
+    for (i, cert) in chain.iter().enumerate() {
+        let s = tls::summarize(cert);
+        println!(
+            "certificate  {i}: subject CN={} issuer CN={}",
+            s.subject, s.issuer
+        );
+        println!("  sha256     {}", hex_colons(&s.sha256));
+        if let Some(spki) = s.spki_sha256 {
+            println!("  key sha256 {}", hex_colons(&spki));
+        }
+    }
+}
+
+/// The capabilities as one line, in CAPA's words.
+pub fn describe(c: &Capabilities) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let flags = [
+        (c.user, "USER"),
+        (c.uidl, "UIDL"),
+        (c.top, "TOP"),
+        (c.pipelining, "PIPELINING"),
+        (c.stls, "STLS"),
+        (c.resp_codes, "RESP-CODES"),
+        (c.auth_resp_code, "AUTH-RESP-CODE"),
+    ];
+    words.extend(
+        flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| w.to_string()),
+    );
+    if !c.sasl.is_empty() {
+        words.push(format!("SASL({})", c.sasl.join(" ")));
+    }
+    if let Some(d) = c.login_delay {
+        words.push(format!("LOGIN-DELAY {d}"));
+    }
+    match c.expire {
+        Some(Expire::Never) => words.push("EXPIRE NEVER".into()),
+        Some(Expire::Days(d)) => words.push(format!("EXPIRE {d}")),
+        None => {}
+    }
+    if let Some(i) = &c.implementation {
+        words.push(format!("IMPLEMENTATION {}", sanitize(i.as_bytes())));
+    }
+    if words.is_empty() {
+        "(none announced)".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port`.
+fn split_host_port(target: &str) -> Result<(String, Option<u16>), Error> {
+    let bad = || {
+        Error::new(
+            ErrorKind::Usage,
+            format!("{target:?} is neither an account in the config nor HOST[:PORT]"),
+        )
+    };
+    if let Some(rest) = target.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => Some(p.parse().map_err(|_| bad())?),
+            None if tail.is_empty() => None,
+            None => return Err(bad()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    match target.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            Ok((host.to_owned(), Some(port.parse().map_err(|_| bad())?)))
+        }
+        _ if target.is_empty() => Err(bad()),
+        _ => Ok((target.to_owned(), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("h").unwrap(), ("h".into(), None));
+        assert_eq!(split_host_port("h:110").unwrap(), ("h".into(), Some(110)));
+        assert_eq!(
+            split_host_port("[::1]:995").unwrap(),
+            ("::1".into(), Some(995))
+        );
+        assert!(split_host_port("h:x").is_err());
+        assert!(split_host_port("").is_err());
+    }
+}

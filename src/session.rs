@@ -1,0 +1,367 @@
+//! Opening a session for an account: TCP, then TLS or STLS as the account says, CAPA, the
+//! choice of login mechanism, and the login itself. The glue between `net`, `client` and
+//! `proto::auth`; `engine`, `cmd::list`, `cmd::check` and `cmd::probe` all start here.
+
+use log::debug;
+
+use crate::client::{Authorization, Session, Transaction};
+use crate::config::{Account, AuthMech, TlsMode};
+use crate::error::{Error, ErrorKind, Result};
+use crate::net::{self, Stream, tls};
+use crate::proto::Capabilities;
+use crate::proto::auth::{self, Mechanism, apop};
+use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
+
+/// A logged-in session and what the server announced after login.
+pub struct Connected {
+    pub session: Session<Stream, Transaction>,
+    pub caps: Capabilities,
+    /// The mechanism that logged in.
+    pub mechanism: Mechanism,
+    /// TLS version and cipher, when encrypted.
+    pub tls: Option<String>,
+}
+
+fn no_client() -> Error {
+    Error::new(ErrorKind::Internal, "TLS wanted but no TLS client given")
+}
+
+/// Connect, secure the connection as the account says, and log in.
+/// A secured connection before login, with everything `pop3 probe` shows.
+pub struct Opened {
+    pub session: Session<Stream, Authorization>,
+    /// CAPA on the secured connection (after STLS when there was one).
+    pub caps: Capabilities,
+    /// CAPA before STLS, with `tls = "starttls"`.
+    pub caps_before_stls: Option<Capabilities>,
+    /// The TLS client, which remembers the certificates the server presented.
+    pub tls: Option<tls::Client>,
+}
+
+/// Connect and secure the connection as the account says (DESIGN.md invariant 5: with
+/// STLS missing, refused or followed by extra bytes, nothing secret has been sent).
+pub fn open(account: &Account) -> Result<Opened> {
+    let client = match account.tls {
+        TlsMode::None => None,
+        _ => Some(tls_client(account)?),
+    };
+    open_with(account, client)
+}
+
+/// [`open`] with a TLS client made by the caller, who can then read the certificates the
+/// server presented even when the handshake failed (`pop3 probe`).
+pub fn open_with(account: &Account, client: Option<tls::Client>) -> Result<Opened> {
+    let host = account.host.as_str();
+    let timeout = account.timeout;
+    let tcp = net::connect(host, account.port, timeout)?;
+    let (mut session, caps_before_stls, client) = match account.tls {
+        TlsMode::Implicit => {
+            let client = client.ok_or_else(no_client)?;
+            let stream = client.handshake(host, tcp)?;
+            (Session::connect(stream, host, timeout)?, None, Some(client))
+        }
+        TlsMode::Starttls => {
+            let mut plain = Session::connect(Stream::Plain(tcp), host, timeout)?;
+            let caps = plain.capa()?;
+            if !caps.stls {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{host} does not offer STLS, so the connection cannot be encrypted; \
+                         no password was sent (someone may be stripping STLS, or use \
+                         tls = \"implicit\" on port 995)"
+                    ),
+                ));
+            }
+            let client = client.ok_or_else(no_client)?;
+            let (raw, greeting) = plain.stls()?;
+            let Stream::Plain(tcp) = raw else {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "STLS on an encrypted stream",
+                ));
+            };
+            let stream = client.handshake(host, tcp)?;
+            // RFC 2595 section 4: forget what was learnt before the handshake.
+            (
+                Session::resume(stream, host, timeout, greeting),
+                Some(caps),
+                Some(client),
+            )
+        }
+        TlsMode::None => (
+            Session::connect(Stream::Plain(tcp), host, timeout)?,
+            None,
+            None,
+        ),
+    };
+    debug!(
+        "{}: greeting: {}",
+        account.name,
+        sanitize(session.greeting())
+    );
+    if let Some(t) = session.stream().tls_description() {
+        debug!("{}: {t}", account.name);
+    }
+    let caps = session.capa()?;
+    Ok(Opened {
+        session,
+        caps,
+        caps_before_stls,
+        tls: client,
+    })
+}
+
+/// Connect, secure the connection as the account says, and log in.
+pub fn login(account: &Account, password: &Secret) -> Result<Connected> {
+    let Opened { session, caps, .. } = open(account)?;
+    authenticate(account, session, caps, password)
+}
+
+/// Log in on an opened session with the mechanism [`choose_mechanism`] picks, then ask
+/// for the capabilities again.
+pub fn authenticate(
+    account: &Account,
+    session: Session<Stream, Authorization>,
+    caps: Capabilities,
+    password: &Secret,
+) -> Result<Connected> {
+    let encrypted = session.stream().is_encrypted();
+    let mech = choose_mechanism(account, &caps, session.greeting(), encrypted)?;
+    debug!("{}: logging in with {}", account.name, mech.config_name());
+    let result = match mech {
+        Mechanism::User => session.login_user_pass(&account.user, password),
+        Mechanism::Apop => {
+            // choose_mechanism checked that the greeting has a valid timestamp.
+            let stamp = apop::greeting_timestamp(session.greeting())
+                .unwrap_or_default()
+                .to_vec();
+            let digest = apop::digest(&stamp, password);
+            session.login_apop(&account.user, &digest)
+        }
+        sasl => match auth::client(sasl, &account.user, password) {
+            Some(mut client) => session.login_sasl(client.as_mut()),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("no SASL client for {}", sasl.config_name()),
+                ));
+            }
+        },
+    };
+    let mut session = match result {
+        Ok(s) => s,
+        Err(failed) => {
+            let (e, s) = *failed;
+            let _ = s.quit();
+            return Err(e);
+        }
+    };
+    let tls = session.stream().tls_description();
+    // Some servers list TOP or PIPELINING only after login (Gmail), so ask again.
+    let after = session.capa()?;
+    let caps = if after == Capabilities::default() {
+        caps
+    } else {
+        after
+    };
+    Ok(Connected {
+        session,
+        caps,
+        mechanism: mech,
+        tls,
+    })
+}
+
+/// Whether the server offers `mech`, as far as its capabilities and greeting tell.
+fn offers(mech: Mechanism, caps: &Capabilities, greeting: &[u8]) -> bool {
+    match mech {
+        Mechanism::Apop => apop::greeting_timestamp(greeting).is_some(),
+        // USER is mandatory-to-implement in spirit; a server without CAPA still has it.
+        Mechanism::User => caps.user || *caps == Capabilities::default(),
+        sasl => sasl
+            .sasl_name()
+            .is_some_and(|name| caps.sasl.iter().any(|m| m == name)),
+    }
+}
+
+/// Pick the login mechanism (DESIGN.md, Protocol rules): a named one must be offered, and
+/// `auto` takes the strongest that both sides have. Neither ever reveals the password over
+/// an unencrypted connection without `allow_plaintext_password`, and there is no fallback
+/// to a weaker mechanism after a failure.
+pub fn choose_mechanism(
+    account: &Account,
+    caps: &Capabilities,
+    greeting: &[u8],
+    encrypted: bool,
+) -> Result<Mechanism> {
+    let cleartext_ok = encrypted || account.allow_plaintext_password;
+    let host = &account.host;
+    let offered = || {
+        let mut names: Vec<String> = caps.sasl.clone();
+        if caps.user {
+            names.push("USER".into());
+        }
+        if apop::greeting_timestamp(greeting).is_some() {
+            names.push("APOP".into());
+        }
+        if names.is_empty() {
+            "none announced".into()
+        } else {
+            names.join(" ")
+        }
+    };
+    match account.auth {
+        AuthMech::Named(m) => {
+            if m.reveals_password() && !cleartext_ok {
+                return Err(Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "refusing to send the password for {} unencrypted ({}); use TLS or \
+                         set allow_plaintext_password = true",
+                        account.name,
+                        m.config_name()
+                    ),
+                ));
+            }
+            if !offers(m, caps, greeting) {
+                return Err(Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "{host} does not offer auth = \"{}\" (it offers: {}); pop3 does not \
+                         fall back to another mechanism by itself",
+                        m.config_name(),
+                        offered()
+                    ),
+                ));
+            }
+            Ok(m)
+        }
+        AuthMech::Auto => Mechanism::AUTO_ORDER
+            .into_iter()
+            .filter(|m| cleartext_ok || !m.reveals_password())
+            .find(|m| offers(*m, caps, greeting))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "no acceptable login mechanism on {host} (it offers: {}){}",
+                        offered(),
+                        if cleartext_ok {
+                            ""
+                        } else {
+                            "; the connection is not encrypted, so mechanisms that reveal the \
+                             password are not used (set allow_plaintext_password = true to \
+                             allow them)"
+                        }
+                    ),
+                )
+            }),
+    }
+}
+
+/// The account's TLS client configuration.
+pub fn tls_client(account: &Account) -> Result<tls::Client> {
+    tls::client(&tls::TlsSettings {
+        ca_file: account.tls_ca_file.clone(),
+        fingerprints: account.tls_fingerprints.clone(),
+        min_version: account.tls_min_version,
+        client_cert: account.tls_client_cert.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(auth: AuthMech, tls: TlsMode, allow: bool) -> Account {
+        let over = crate::config::Overrides {
+            host: Some("h".into()),
+            user: Some("u".into()),
+            maildir: Some("/m".into()),
+            ..Default::default()
+        };
+        let mut a = crate::config::Config::default()
+            .resolve(None, &over)
+            .unwrap();
+        a.auth = auth;
+        a.tls = tls;
+        a.allow_plaintext_password = allow;
+        a
+    }
+
+    fn caps(sasl: &[&str], user: bool) -> Capabilities {
+        Capabilities {
+            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            user,
+            uidl: true,
+            ..Capabilities::default()
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_strongest_offered() {
+        let a = account(AuthMech::Auto, TlsMode::Implicit, false);
+        let c = caps(&["PLAIN", "SCRAM-SHA-1", "CRAM-MD5"], true);
+        assert_eq!(
+            choose_mechanism(&a, &c, b"", true).unwrap(),
+            Mechanism::ScramSha1
+        );
+        let c = caps(&["PLAIN", "LOGIN"], true);
+        assert_eq!(
+            choose_mechanism(&a, &c, b"", true).unwrap(),
+            Mechanism::Plain
+        );
+        let c = caps(&[], true);
+        assert_eq!(
+            choose_mechanism(&a, &c, b"ready <1.2@h>", true).unwrap(),
+            Mechanism::Apop
+        );
+        // A server without CAPA still gets USER/PASS over TLS.
+        let none = Capabilities::default();
+        assert_eq!(
+            choose_mechanism(&a, &none, b"", true).unwrap(),
+            Mechanism::User
+        );
+    }
+
+    #[test]
+    fn auto_never_reveals_the_password_in_clear() {
+        let a = account(AuthMech::Auto, TlsMode::None, false);
+        let c = caps(&["PLAIN", "LOGIN"], true);
+        let err = choose_mechanism(&a, &c, b"", false).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth);
+        assert!(
+            err.to_string().contains("allow_plaintext_password"),
+            "{err}"
+        );
+        let c = caps(&["PLAIN", "CRAM-MD5"], true);
+        assert_eq!(
+            choose_mechanism(&a, &c, b"", false).unwrap(),
+            Mechanism::CramMd5
+        );
+        let a = account(AuthMech::Auto, TlsMode::None, true);
+        assert_eq!(
+            choose_mechanism(&a, &caps(&["PLAIN"], true), b"", false).unwrap(),
+            Mechanism::Plain
+        );
+    }
+
+    #[test]
+    fn a_named_mechanism_the_server_lacks_is_an_error() {
+        let a = account(
+            AuthMech::Named(Mechanism::ScramSha256),
+            TlsMode::Implicit,
+            false,
+        );
+        let err = choose_mechanism(&a, &caps(&["PLAIN"], true), b"", true).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth);
+        assert!(err.to_string().contains("PLAIN"), "{err}");
+        let a = account(AuthMech::Named(Mechanism::Apop), TlsMode::Implicit, false);
+        assert!(choose_mechanism(&a, &caps(&[], true), b"no stamp", true).is_err());
+        let a = account(AuthMech::Named(Mechanism::User), TlsMode::None, false);
+        let err = choose_mechanism(&a, &caps(&[], true), b"", false).unwrap_err();
+        assert!(err.to_string().contains("unencrypted"), "{err}");
+    }
+}
