@@ -37,6 +37,9 @@ use crate::ui::sanitize::sanitize;
 /// answer); beyond this the server is hostile or broken.
 pub const MAX_MESSAGES: usize = 2_000_000;
 
+/// The slowest transfer a message body may have, in bytes a second, beyond the timeout.
+pub const MIN_RATE: u64 = 16 * 1024;
+
 /// Size of the read buffer; large enough that one read drains several TLS records.
 const READ_BUF: usize = 128 * 1024;
 
@@ -626,16 +629,45 @@ impl<S: Read + Write> Session<S, Transaction> {
     }
 
     /// Read the answer to a RETR or TOP that was sent earlier and stream the decoded message
-    /// (LF line endings, dot-unstuffed) into `sink`. `limit` bounds the decoded size: a body
-    /// that grows beyond it is a server that lies (ErrorKind::BadData). On any error the
-    /// connection is no longer in step and must be dropped.
+    /// (LF line endings, dot-unstuffed) into `sink`. A `-ERR` answer is an error here; see
+    /// [`Session::read_body_or_refusal`] to handle it. On any error the connection is no
+    /// longer in step and must be dropped.
     pub fn read_body(
         &mut self,
         what: &str,
         limit: u64,
         sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<u64> {
-        self.read_ok(what, ErrorKind::Protocol)?;
+        match self.read_body_or_refusal(what, limit, sink)? {
+            Ok(n) => Ok(n),
+            Err(reply) => Err(err_reply(
+                &self.conn.host,
+                what,
+                &reply,
+                ErrorKind::Protocol,
+            )),
+        }
+    }
+
+    /// Like [`Session::read_body`], but a `-ERR` answer (a message that vanished, say) comes
+    /// back as `Ok(Err(reply))` with the connection still in step.
+    ///
+    /// `limit` bounds the decoded size: a body that grows beyond it is a server that lies
+    /// (ErrorKind::BadData). Time is bounded too: the body must arrive within the timeout
+    /// plus `limit` at [`MIN_RATE`] bytes a second, so a server that drips a byte at a time
+    /// cannot hold the session forever (each read also has the socket timeout).
+    pub fn read_body_or_refusal(
+        &mut self,
+        what: &str,
+        limit: u64,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<std::result::Result<u64, Reply>> {
+        let reply = self.read_reply()?;
+        if !reply.ok {
+            return Ok(Err(reply));
+        }
+        let started = Instant::now();
+        let allowed = self.conn.line_deadline + Duration::from_secs(limit / MIN_RATE);
         let mut decoder = Decoder::new();
         let mut sink_error = None;
         loop {
@@ -648,7 +680,9 @@ impl<S: Read + Write> Session<S, Transaction> {
             let consumed = match consumed {
                 Ok(n) => n,
                 Err(()) => {
-                    let e = sink_error.take().expect("sink error recorded");
+                    let e = sink_error
+                        .take()
+                        .unwrap_or_else(|| io::Error::other("the delivery failed"));
                     return Err(Error::with_source(
                         ErrorKind::Io,
                         format!("cannot deliver the message ({what})"),
@@ -667,7 +701,17 @@ impl<S: Read + Write> Session<S, Transaction> {
                 ));
             }
             if decoder.is_done() {
-                return Ok(decoder.output_len());
+                return Ok(Ok(decoder.output_len()));
+            }
+            if started.elapsed() > allowed {
+                return Err(Error::new(
+                    ErrorKind::Temporary,
+                    format!(
+                        "timed out: {} is sending {what} too slowly (not finished after {}s)",
+                        self.conn.host,
+                        allowed.as_secs()
+                    ),
+                ));
             }
             self.conn.fill()?;
         }

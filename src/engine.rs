@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{info, warn};
 
-use crate::client::{Listed, Session, Transaction};
+use crate::client::{Listed, Reply, Session, Transaction};
 use crate::config::{Account, Delivery, TlsMode};
 use crate::deliver::maildir::Maildir;
 use crate::deliver::mbox::Mbox;
@@ -39,6 +39,7 @@ use crate::secret;
 use crate::session::{self, Connected};
 use crate::state::lock::AccountLock;
 use crate::state::uidl::SeenState;
+use crate::ui::sanitize::sanitize;
 
 /// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
 /// window can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
@@ -364,6 +365,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     let mut in_flight: VecDeque<Awaiting> = VecDeque::new();
     let mut next = 0;
     let mut deleted = 0usize;
+    let mut refused: Vec<MessageNumber> = Vec::new();
     loop {
         if opts.stopping() && !summary.interrupted {
             // The first signal: send nothing new; what is in flight is drained below.
@@ -403,7 +405,25 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
             }
             Awaiting::Retr(i) => {
                 let msg = &listing[i];
-                let written = retrieve(account, &local_host, &mut session, sink, msg, progress)?;
+                let written =
+                    match retrieve(account, &local_host, &mut session, sink, msg, progress)? {
+                        Ok(n) => n,
+                        Err(reply) => {
+                            // A message that vanished since UIDL (another client deleted
+                            // it) or that the server will not send: leave it, go on with the
+                            // others, and fail the run at the end so that it is noticed.
+                            warn!(
+                                "{}: {} refused RETR {} (UIDL {}): -ERR {}",
+                                account.name,
+                                account.host,
+                                msg.number,
+                                msg.uid,
+                                sanitize(&reply.text)
+                            );
+                            refused.push(msg.number);
+                            continue;
+                        }
+                    };
                 state.record(&[&msg.uid], now_unix())?;
                 summary.fetched += 1;
                 summary.bytes += written;
@@ -425,10 +445,23 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     if let Err(e) = state.prune(|uid| on_server.contains(uid)) {
         warn!("{}: could not prune the state file: {e}", account.name);
     }
+    if !refused.is_empty() {
+        let numbers: Vec<String> = refused.iter().map(|n| n.to_string()).collect();
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "{} refused to send message(s) {} (the others were fetched); they stay on \
+                 the server and are tried again next time",
+                account.host,
+                numbers.join(", ")
+            ),
+        ));
+    }
     Ok(summary)
 }
 
 /// Read one RETR answer into a new message of `sink` and commit it (durable on return).
+/// `Ok(Err(reply))`: the server answered -ERR and nothing was delivered.
 fn retrieve(
     account: &Account,
     local_host: &str,
@@ -436,7 +469,7 @@ fn retrieve(
     sink: &mut dyn Sink,
     msg: &Listed,
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<std::result::Result<u64, Reply>> {
     let envelope = Envelope {
         account: &account.name,
         uid: &msg.uid,
@@ -452,12 +485,18 @@ fn retrieve(
         written += header.len() as u64;
     }
     let what = format!("RETR {}", msg.number);
-    written += session.read_body(&what, body_limit(msg), &mut |bytes| {
+    let body = session.read_body_or_refusal(&what, body_limit(msg), &mut |bytes| {
         progress.bytes(&account.name, bytes.len() as u64);
         pending.write_all(bytes)
     })?;
-    pending.commit()?;
-    Ok(written)
+    match body {
+        Ok(n) => {
+            pending.commit()?;
+            Ok(Ok(written + n))
+        }
+        // Dropping `pending` removes every trace of it.
+        Err(reply) => Ok(Err(reply)),
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.quiet, cli.verbose);
+    // A file-size limit (ulimit -f) must make writes fail with EFBIG, which the delivery
+    // reports and rolls back, instead of killing the process with SIGXFSZ.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     match pop3::run(cli) {
         Ok(code) => code,
         Err(e) => {
