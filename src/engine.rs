@@ -295,6 +295,9 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     } else {
         Some(open_sink(&account.delivery)?)
     };
+    if let Some(sink) = sink.as_deref_mut() {
+        recover(account, &mut state, sink)?;
+    }
     let password = secret::obtain(account)?;
 
     let Connected {
@@ -366,69 +369,83 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     let mut next = 0;
     let mut deleted = 0usize;
     let mut refused: Vec<MessageNumber> = Vec::new();
-    loop {
-        if opts.stopping() && !summary.interrupted {
-            // The first signal: send nothing new; what is in flight is drained below.
-            summary.interrupted = true;
-            info!("{}: stopping after the message in flight", account.name);
-        }
-        while in_flight.len() < window && !summary.interrupted {
-            if let Some(n) = to_delete.pop_front() {
-                session.send(&Command::Dele(n))?;
-                in_flight.push_back(Awaiting::Dele(n));
-            } else if next < plan.fetch.len() {
-                session.send(&Command::Retr(listing[plan.fetch[next]].number))?;
-                in_flight.push_back(Awaiting::Retr(plan.fetch[next]));
-                next += 1;
-            } else {
+    let mut committer = Committer::new(sink);
+    let mut run = || -> Result<()> {
+        loop {
+            if opts.stopping() && !summary.interrupted {
+                // The first signal: send nothing new; what is in flight is drained below.
+                summary.interrupted = true;
+                info!("{}: stopping after the message in flight", account.name);
+            }
+            while in_flight.len() < window && !summary.interrupted {
+                if let Some(n) = to_delete.pop_front() {
+                    session.send(&Command::Dele(n))?;
+                    in_flight.push_back(Awaiting::Dele(n));
+                } else if next < plan.fetch.len() {
+                    session.send(&Command::Retr(listing[plan.fetch[next]].number))?;
+                    in_flight.push_back(Awaiting::Retr(plan.fetch[next]));
+                    next += 1;
+                } else {
+                    break;
+                }
+            }
+            session.flush()?;
+            let Some(awaiting) = in_flight.pop_front() else {
                 break;
+            };
+            match awaiting {
+                Awaiting::Dele(n) => {
+                    session.read_ok(&format!("DELE {n}"), ErrorKind::Protocol)?;
+                    deleted += 1;
+                }
+                Awaiting::Retr(i) if summary.interrupted => {
+                    // Pipelined ahead of the signal: read and drop it, unrecorded, so that
+                    // QUIT can be read. It stays new on the server.
+                    let msg = &listing[i];
+                    session.read_body(
+                        &format!("RETR {}", msg.number),
+                        body_limit(msg),
+                        &mut |_| Ok(()),
+                    )?;
+                }
+                Awaiting::Retr(i) => {
+                    let msg = &listing[i];
+                    let delivered = committer.retrieve(
+                        account,
+                        &local_host,
+                        &mut session,
+                        &mut state,
+                        msg,
+                        i,
+                        progress,
+                    )?;
+                    if let Err(reply) = delivered {
+                        // A message that vanished since UIDL (another client deleted it)
+                        // or that the server will not send: leave it, go on with the
+                        // others, and fail the run at the end so that it is noticed.
+                        warn!(
+                            "{}: {} refused RETR {} (UIDL {}): -ERR {}",
+                            account.name,
+                            account.host,
+                            msg.number,
+                            msg.uid,
+                            sanitize(&reply.text)
+                        );
+                        refused.push(msg.number);
+                    }
+                }
             }
-        }
-        session.flush()?;
-        let Some(awaiting) = in_flight.pop_front() else {
-            break;
-        };
-        match awaiting {
-            Awaiting::Dele(n) => {
-                session.read_ok(&format!("DELE {n}"), ErrorKind::Protocol)?;
-                deleted += 1;
+            let more_retr =
+                next < plan.fetch.len() || in_flight.iter().any(|a| matches!(a, Awaiting::Retr(_)));
+            if committer.due(!more_retr || opts.stopping()) {
+                committer.flush(&mut state, &listing)?;
             }
-            Awaiting::Retr(i) if summary.interrupted => {
-                // Pipelined ahead of the signal: read and drop it, unrecorded, so that
-                // QUIT can be read. It stays new on the server.
+            for (i, bytes) in committer.recorded.drain(..) {
                 let msg = &listing[i];
-                session.read_body(
-                    &format!("RETR {}", msg.number),
-                    body_limit(msg),
-                    &mut |_| Ok(()),
-                )?;
-            }
-            Awaiting::Retr(i) => {
-                let msg = &listing[i];
-                let written =
-                    match retrieve(account, &local_host, &mut session, sink, msg, progress)? {
-                        Ok(n) => n,
-                        Err(reply) => {
-                            // A message that vanished since UIDL (another client deleted
-                            // it) or that the server will not send: leave it, go on with the
-                            // others, and fail the run at the end so that it is noticed.
-                            warn!(
-                                "{}: {} refused RETR {} (UIDL {}): -ERR {}",
-                                account.name,
-                                account.host,
-                                msg.number,
-                                msg.uid,
-                                sanitize(&reply.text)
-                            );
-                            refused.push(msg.number);
-                            continue;
-                        }
-                    };
-                state.record(&[&msg.uid], now_unix())?;
                 summary.fetched += 1;
-                summary.bytes += written;
+                summary.bytes += bytes;
                 info!(
-                    "{}: message {} (UIDL {}) delivered, {written} bytes",
+                    "{}: message {} (UIDL {}) delivered, {bytes} bytes",
                     account.name, msg.number, msg.uid
                 );
                 progress.delivered(&account.name);
@@ -437,7 +454,21 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
                 }
             }
         }
+        Ok(())
+    };
+    let outcome = run();
+    // Invariant 4: whatever is complete is made durable and recorded, also on failure.
+    let flushed = committer.flush(&mut state, &listing);
+    for (i, bytes) in committer.recorded.drain(..) {
+        summary.fetched += 1;
+        summary.bytes += bytes;
+        info!(
+            "{}: message {} (UIDL {}) delivered, {bytes} bytes",
+            account.name, listing[i].number, listing[i].uid
+        );
     }
+    outcome?;
+    flushed?;
     session.quit()?;
     // RFC 1939 section 6: deletions happen in the UPDATE state, after QUIT's +OK.
     summary.deleted = deleted;
@@ -460,43 +491,148 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     Ok(summary)
 }
 
-/// Read one RETR answer into a new message of `sink` and commit it (durable on return).
-/// `Ok(Err(reply))`: the server answered -ERR and nothing was delivered.
-fn retrieve(
-    account: &Account,
-    local_host: &str,
-    session: &mut Session<Stream, Transaction>,
-    sink: &mut dyn Sink,
-    msg: &Listed,
-    progress: &dyn Progress,
-) -> Result<std::result::Result<u64, Reply>> {
-    let envelope = Envelope {
-        account: &account.name,
-        uid: &msg.uid,
-        size: msg.size,
-    };
-    let mut pending = sink.begin(&envelope)?;
-    let mut written = 0u64;
-    if account.add_received {
-        let header = received_header(account, local_host, &msg.uid);
-        pending
-            .write_all(&header)
-            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write the message", e))?;
-        written += header.len() as u64;
-    }
-    let what = format!("RETR {}", msg.number);
-    let body = session.read_body_or_refusal(&what, body_limit(msg), &mut |bytes| {
-        progress.bytes(&account.name, bytes.len() as u64);
-        pending.write_all(bytes)
-    })?;
-    match body {
-        Ok(n) => {
-            pending.commit()?;
-            Ok(Ok(written + n))
+/// Deliveries on their way to being recorded: one at a time for sinks that commit each
+/// message, a group commit for sinks that batch (Maildir).
+///
+/// Group commit keeps invariants 1 and 3: each staged message is complete in the sink but
+/// neither durable nor visible. [`Committer::flush`] notes every (UIDL, token) in the state
+/// as an intent, makes the messages durable together (one `syncfs`), fsyncs the intents,
+/// makes the messages visible, and then records them, with one fsync. A kill at any point
+/// leaves intents that [`recover`] settles on the next run by asking the sink which
+/// deliveries finished, so no message of a batch is delivered twice.
+struct Committer<'a> {
+    sink: &'a mut dyn Sink,
+    batching: bool,
+    /// Staged: (listing index, token, bytes written).
+    staged: Vec<(usize, String, u64)>,
+    staged_bytes: u64,
+    /// Recorded since the caller last looked: (listing index, bytes written).
+    recorded: Vec<(usize, u64)>,
+}
+
+/// A batch is flushed at this many bytes even if it has room for more messages, so that a
+/// run of big messages does not hold many unsynced megabytes.
+const BATCH_BYTES: u64 = 32 << 20;
+
+impl<'a> Committer<'a> {
+    fn new(sink: &'a mut dyn Sink) -> Committer<'a> {
+        let batching = sink.batch_limit() > 1;
+        Committer {
+            sink,
+            batching,
+            staged: Vec::new(),
+            staged_bytes: 0,
+            recorded: Vec::new(),
         }
-        // Dropping `pending` removes every trace of it.
-        Err(reply) => Ok(Err(reply)),
     }
+
+    /// Whether the staged batch should be flushed now (`last`: nothing more is coming).
+    fn due(&self, last: bool) -> bool {
+        !self.staged.is_empty()
+            && (last
+                || self.staged.len() >= self.sink.batch_limit()
+                || self.staged_bytes >= BATCH_BYTES)
+    }
+
+    /// Read one RETR answer into a new message of the sink. Without batching the message
+    /// is committed and recorded before this returns; with batching it is staged.
+    /// `Ok(Err(reply))`: the server answered -ERR and nothing was delivered.
+    #[allow(clippy::too_many_arguments)]
+    fn retrieve(
+        &mut self,
+        account: &Account,
+        local_host: &str,
+        session: &mut Session<Stream, Transaction>,
+        state: &mut SeenState,
+        msg: &Listed,
+        index: usize,
+        progress: &dyn Progress,
+    ) -> Result<std::result::Result<(), Reply>> {
+        let envelope = Envelope {
+            account: &account.name,
+            uid: &msg.uid,
+            size: msg.size,
+        };
+        let mut pending = self.sink.begin(&envelope)?;
+        let token = pending.token();
+        if !self.batching
+            && let Some(token) = &token
+        {
+            // An mbox append: note where it starts, durably, before the first byte, so
+            // that a kill in the middle can be repaired (Sink::recover).
+            state.note_intents(&[(&msg.uid, token)], now_unix(), true)?;
+        }
+        let mut written = 0u64;
+        if account.add_received {
+            let header = received_header(account, local_host, &msg.uid);
+            pending
+                .write_all(&header)
+                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write the message", e))?;
+            written += header.len() as u64;
+        }
+        let what = format!("RETR {}", msg.number);
+        let body = session.read_body_or_refusal(&what, body_limit(msg), &mut |bytes| {
+            progress.bytes(&account.name, bytes.len() as u64);
+            pending.write_all(bytes)
+        })?;
+        let n = match body {
+            Ok(n) => n,
+            // Dropping `pending` removes every trace of it.
+            Err(reply) => return Ok(Err(reply)),
+        };
+        written += n;
+        if self.batching {
+            pending.stage()?;
+            self.staged
+                .push((index, token.unwrap_or_default(), written));
+            self.staged_bytes += written;
+        } else {
+            pending.commit()?;
+            state.record(&[&msg.uid], now_unix())?;
+            self.recorded.push((index, written));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Group commit of the staged messages (see the type's documentation).
+    fn flush(&mut self, state: &mut SeenState, listing: &[Listed]) -> Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staged);
+        self.staged_bytes = 0;
+        let intents: Vec<(&Uid, &str)> = staged
+            .iter()
+            .map(|(i, token, _)| (&listing[*i].uid, token.as_str()))
+            .collect();
+        let now = now_unix();
+        state.note_intents(&intents, now, false)?;
+        self.sink.sync_batch()?;
+        state.sync()?;
+        self.sink.publish_batch()?;
+        let uids: Vec<&Uid> = intents.iter().map(|(u, _)| *u).collect();
+        state.record(&uids, now)?;
+        self.recorded
+            .extend(staged.iter().map(|(i, _, bytes)| (*i, *bytes)));
+        Ok(())
+    }
+}
+
+/// Settle deliveries that a killed run started but did not record: ask the sink which of
+/// them finished, record those, forget the others (DESIGN.md invariant 3).
+fn recover(account: &Account, state: &mut SeenState, sink: &mut dyn Sink) -> Result<()> {
+    if state.unresolved().is_empty() {
+        return Ok(());
+    }
+    let tokens: Vec<String> = state.unresolved().iter().map(|(_, t)| t.clone()).collect();
+    let delivered = sink.recover(&tokens)?;
+    let finished = delivered.iter().filter(|d| **d).count();
+    info!(
+        "{}: settled {} deliveries of an interrupted run ({finished} had finished)",
+        account.name,
+        tokens.len()
+    );
+    state.resolve(&delivered, now_unix())
 }
 
 #[cfg(test)]

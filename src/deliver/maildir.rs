@@ -32,12 +32,26 @@ const NAME_ATTEMPTS: u32 = 100;
 /// an earlier message has already left `tmp/` (where `create_new` could no longer see it).
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
+/// Messages staged for one group commit at most.
+pub const BATCH: usize = 64;
+
 /// A Maildir opened for delivery.
 #[derive(Debug)]
 pub struct Maildir {
     root: PathBuf,
     /// The sanitised host name, computed once.
     host: String,
+    /// Messages written to `tmp/` and waiting for `sync_batch` / `publish_batch`.
+    staged: Vec<Staged>,
+}
+
+/// A complete message in `tmp/`, not yet durable or visible.
+#[derive(Debug)]
+struct Staged {
+    file: File,
+    tmp: PathBuf,
+    target: PathBuf,
+    synced: bool,
 }
 
 impl Maildir {
@@ -73,6 +87,7 @@ impl Maildir {
         Ok(Maildir {
             root: root.to_path_buf(),
             host: sanitize_host(&fsutil::hostname()),
+            staged: Vec::new(),
         })
     }
 
@@ -82,7 +97,7 @@ impl Maildir {
     }
 
     /// Create the `tmp/` file of a new message under a fresh unique name.
-    fn begin_message(&mut self) -> Result<MaildirPending> {
+    fn begin_message(&mut self) -> Result<MaildirPending<'_>> {
         let tmp_dir = self.root.join("tmp");
         let mut last_err = None;
         for _ in 0..NAME_ATTEMPTS {
@@ -102,6 +117,7 @@ impl Maildir {
                         tmp,
                         size: 0,
                         failed: false,
+                        staged: &mut self.staged,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((tmp, e)),
@@ -148,6 +164,131 @@ impl Sink for Maildir {
     fn begin(&mut self, _envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>> {
         Ok(Box::new(self.begin_message()?))
     }
+
+    fn batch_limit(&self) -> usize {
+        BATCH
+    }
+
+    /// One `syncfs` for the whole batch where the platform has it (the filesystem then
+    /// writes every file in one journal commit), else an fsync per file.
+    fn sync_batch(&mut self) -> Result<()> {
+        let pending: Vec<&mut Staged> = self.staged.iter_mut().filter(|s| !s.synced).collect();
+        let Some(first) = pending.first() else {
+            return Ok(());
+        };
+        let first_tmp = first.tmp.clone();
+        let files: Vec<&File> = pending.iter().map(|s| &s.file).collect();
+        let result = sync_files(&files);
+        result.map_err(|e| {
+            Error::with_source(
+                ErrorKind::Io,
+                format!(
+                    "cannot fsync the messages in {}",
+                    parent_of(&first_tmp).display()
+                ),
+                e,
+            )
+        })?;
+        for s in pending {
+            s.synced = true;
+        }
+        Ok(())
+    }
+
+    /// Rename every synced message into `new/`, then fsync `new/`. On error, whatever was
+    /// renamed is taken back out (best effort), so `Err` means none of the batch is visible.
+    fn publish_batch(&mut self) -> Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        if self.staged.iter().any(|s| !s.synced) {
+            return Err(Error::new(ErrorKind::Internal, "publish before sync"));
+        }
+        let new_dir = self.root.join("new");
+        let staged = std::mem::take(&mut self.staged);
+        let mut renamed: Vec<PathBuf> = Vec::with_capacity(staged.len());
+        let mut failure = None;
+        for s in &staged {
+            match fs::rename(&s.tmp, &s.target) {
+                Ok(()) => renamed.push(s.target.clone()),
+                Err(e) => {
+                    failure = Some(Error::with_source(
+                        ErrorKind::Io,
+                        format!("cannot move message into {}", s.target.display()),
+                        e,
+                    ));
+                    break;
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = fsutil::sync_dir(&new_dir)
+        {
+            failure = Some(Error::with_source(
+                ErrorKind::Io,
+                format!("cannot fsync {}", new_dir.display()),
+                e,
+            ));
+        }
+        if let Some(e) = failure {
+            for target in &renamed {
+                let _ = fs::remove_file(target);
+            }
+            for s in &staged {
+                let _ = fs::remove_file(&s.tmp);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A token is the file name a message got in `tmp/`; it keeps that base name in `new/`
+    /// (with `,S=`) and in `cur/` (where a mail reader may add `:2,` flags).
+    fn recover(&mut self, tokens: &[String]) -> Result<Vec<bool>> {
+        let mut present = std::collections::HashSet::new();
+        for sub in ["new", "cur"] {
+            let dir = self.root.join(sub);
+            let entries = fs::read_dir(&dir).map_err(|e| {
+                Error::with_source(ErrorKind::Io, format!("cannot read {}", dir.display()), e)
+            })?;
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let base = name.split([',', ':']).next().unwrap_or_default();
+                present.insert(base.to_owned());
+            }
+        }
+        Ok(tokens.iter().map(|t| present.contains(t)).collect())
+    }
+}
+
+impl Drop for Maildir {
+    /// Staged messages that were never published are removed from `tmp/`.
+    fn drop(&mut self) {
+        for s in self.staged.drain(..) {
+            let _ = fs::remove_file(&s.tmp);
+        }
+    }
+}
+
+/// Make the content of every file durable: one `syncfs` on Linux when there are several
+/// (one journal commit instead of one per file), an fsync each otherwise.
+#[cfg(target_os = "linux")]
+fn sync_files(files: &[&File]) -> io::Result<()> {
+    match files {
+        [] => Ok(()),
+        [one] => one.sync_all(),
+        [first, ..] => rustix::fs::syncfs(first).map_err(io::Error::from),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_files(files: &[&File]) -> io::Result<()> {
+    files.iter().try_for_each(|f| f.sync_all())
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(path)
 }
 
 /// Make a host name safe inside a Maildir file name: `/` would be a path separator and `:`
@@ -165,7 +306,7 @@ pub fn sanitize_host(host: &str) -> String {
 }
 
 /// One message on its way into a Maildir: a file in `tmp/` until `commit` renames it.
-struct MaildirPending {
+struct MaildirPending<'a> {
     /// `None` once committed (or given up), so that `Drop` knows there is nothing to remove.
     out: Option<BufWriter<File>>,
     root: PathBuf,
@@ -176,9 +317,11 @@ struct MaildirPending {
     size: u64,
     /// A write or flush failed: the file's content is unknown, so `commit` must refuse.
     failed: bool,
+    /// The Maildir's batch, for `stage`.
+    staged: &'a mut Vec<Staged>,
 }
 
-impl MaildirPending {
+impl MaildirPending<'_> {
     fn io_error(&self, what: &str, path: &Path, e: io::Error) -> Error {
         Error::with_source(ErrorKind::Io, format!("{what} {}", path.display()), e)
     }
@@ -208,7 +351,7 @@ impl MaildirPending {
     }
 }
 
-impl Write for MaildirPending {
+impl Write for MaildirPending<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.failed {
             // After a short or failed write we no longer know what the file holds.
@@ -242,7 +385,46 @@ impl Write for MaildirPending {
     }
 }
 
-impl Pending for MaildirPending {
+impl Pending for MaildirPending<'_> {
+    fn token(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
+
+    /// Flush into the `tmp/` file and hand it to the Maildir's batch (no fsync yet).
+    fn stage(mut self: Box<Self>) -> Result<()> {
+        if self.failed {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("an earlier write to {} failed", self.tmp.display()),
+            ));
+        }
+        let Some(mut out) = self.out.take() else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "Maildir message staged twice",
+            ));
+        };
+        if let Err(e) = out.flush() {
+            // Put it back so that Drop removes the tmp file.
+            self.out = Some(out);
+            self.failed = true;
+            return Err(self.io_error("cannot write", &self.tmp, e));
+        }
+        let (file, _) = out.into_parts();
+        let target = self
+            .root
+            .join("new")
+            .join(format!("{},S={}", self.name, self.size));
+        let staged = Staged {
+            file,
+            tmp: self.tmp.clone(),
+            target,
+            synced: false,
+        };
+        self.staged.push(staged);
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         // Any error before the rename leaves the tmp file to `Drop`, which removes it.
         self.finish_tmp()?;
@@ -270,7 +452,7 @@ impl Pending for MaildirPending {
     }
 }
 
-impl Drop for MaildirPending {
+impl Drop for MaildirPending<'_> {
     fn drop(&mut self) {
         if let Some(out) = self.out.take() {
             // `into_parts` discards the buffer instead of flushing it into a file that is

@@ -63,6 +63,9 @@ pub struct Mbox {
     file: File,
     lock_timeout: Duration,
     stale_after: Duration,
+    /// Set when `take_dotlock` removed a dot-lock left by a pop3 process that no longer
+    /// runs: proof that nobody who honours dot-locks wrote the mbox since that process died.
+    broke_dead_lock: std::cell::Cell<bool>,
 }
 
 impl Mbox {
@@ -139,6 +142,7 @@ impl Mbox {
             file,
             lock_timeout,
             stale_after,
+            broke_dead_lock: std::cell::Cell::new(false),
         })
     }
 
@@ -194,7 +198,12 @@ impl Mbox {
                 .mode(0o600)
                 .open(lock);
             let e = match created {
-                Ok(file) => return Ok(file),
+                Ok(mut file) => {
+                    // Who holds it, so that a later run can tell a lock left by a killed
+                    // pop3 from one held by a live program.
+                    let _ = file.write_all(lock_owner_line(std::process::id()).as_bytes());
+                    return Ok(file);
+                }
                 Err(e) => e,
             };
             if e.kind() != io::ErrorKind::AlreadyExists {
@@ -203,6 +212,20 @@ impl Mbox {
                     format!("cannot create lock file {}", lock.display()),
                     e,
                 ));
+            }
+            if left_by_dead_pop3(lock) {
+                log::warn!(
+                    "removing lock file {} left by a pop3 process that no longer runs",
+                    lock.display()
+                );
+                match fs::remove_file(lock) {
+                    Ok(()) => {
+                        self.broke_dead_lock.set(true);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => log::warn!("cannot remove {}: {e}", lock.display()),
+                }
             }
             let age = fs::symlink_metadata(lock)
                 .and_then(|m| m.modified())
@@ -284,6 +307,77 @@ impl Sink for Mbox {
     fn begin(&mut self, _envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>> {
         Ok(Box::new(self.begin_message()?))
     }
+
+    /// Tokens are the mbox lengths at which killed runs began appending. Whatever follows
+    /// the earliest one was written by those runs if the dot-lock they held is still there
+    /// with a dead owner (nobody who honours dot-locks has written since): then the mbox is
+    /// cut back to that length, removing a partial message, and the messages are fetched
+    /// again. Without that proof nothing is cut (another program may have appended) and a
+    /// warning names the offset; the message may then arrive twice.
+    fn recover(&mut self, tokens: &[String]) -> Result<Vec<bool>> {
+        let Some(start) = tokens.iter().filter_map(|t| t.parse::<u64>().ok()).min() else {
+            return Ok(vec![false; tokens.len()]);
+        };
+        let locks = self.lock()?;
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| self.io_error("cannot stat", e))?
+            .len();
+        if len > start {
+            if self.broke_dead_lock.get() {
+                log::warn!(
+                    "{}: removing {} bytes at the end written by an interrupted pop3 run \
+                     (they are fetched again)",
+                    self.path.display(),
+                    len - start
+                );
+                self.file
+                    .set_len(start)
+                    .and_then(|()| self.file.sync_all())
+                    .map_err(|e| self.io_error("cannot truncate", e))?;
+            } else {
+                log::warn!(
+                    "{}: an interrupted pop3 run was appending at byte {start}; that message \
+                     may be incomplete or arrive twice; please check the end of the mbox",
+                    self.path.display()
+                );
+            }
+        }
+        drop(locks);
+        Ok(vec![false; tokens.len()])
+    }
+}
+
+/// The content of our dot-lock: `pop3 <pid> <host>`.
+fn lock_owner_line(pid: u32) -> String {
+    format!("pop3 {pid} {}\n", fsutil::hostname())
+}
+
+/// Whether `lock` was written by a pop3 process on this host that no longer runs.
+fn left_by_dead_pop3(lock: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(lock) else {
+        return false;
+    };
+    let mut words = text.split_whitespace();
+    let (Some("pop3"), Some(pid), Some(host)) = (words.next(), words.next(), words.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == fsutil::hostname() && pid != std::process::id() && !process_exists(pid)
+}
+
+#[cfg(target_os = "linux")]
+fn process_exists(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_exists(_pid: u32) -> bool {
+    // Without a cheap check, assume it runs: the lock then goes stale by age only.
+    true
 }
 
 /// Both locks of an mbox, released (fcntl first, then the dot-lock) on drop.
@@ -536,6 +630,10 @@ impl Write for MboxPending<'_> {
 }
 
 impl Pending for MboxPending<'_> {
+    fn token(&self) -> Option<String> {
+        Some(self.start_len.to_string())
+    }
+
     /// Errors are `ErrorKind::Io` naming the mbox; the mbox is then as it was before.
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.finish()?;

@@ -31,10 +31,48 @@ pub trait Pending: Write {
     /// Make the message durable and visible. After `Ok` the message survives a crash or a
     /// power loss; after `Err` nothing of it is visible.
     fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Finish writing the message but leave durability and visibility to the sink's next
+    /// [`Sink::sync_batch`] and [`Sink::publish_batch`] (group commit). Sinks that do not
+    /// batch ([`Sink::batch_limit`] of 1) commit here.
+    fn stage(self: Box<Self>) -> Result<()> {
+        self.commit()
+    }
+
+    /// A token from which [`Sink::recover`] can tell, after a crash, what became of this
+    /// message (a Maildir file name, an mbox offset). The engine notes it in the state
+    /// before the message can become visible (DESIGN.md invariant 3).
+    fn token(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A delivery target.
 pub trait Sink {
     /// Start a new message.
     fn begin(&mut self, envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>>;
+
+    /// How many staged messages may wait for one `sync_batch`; 1 means no batching.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Make every staged message's content durable (not yet visible).
+    fn sync_batch(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Make every synced message visible and the visibility durable. On `Err`, none of the
+    /// batch is visible.
+    fn publish_batch(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called before anything else with the tokens of deliveries an earlier run started but
+    /// did not record (it was killed). Returns, per token, whether that message was fully
+    /// delivered; the sink may also repair the target (an mbox cut back to before a partial
+    /// message).
+    fn recover(&mut self, tokens: &[String]) -> Result<Vec<bool>> {
+        Ok(vec![false; tokens.len()])
+    }
 }

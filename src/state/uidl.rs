@@ -8,6 +8,13 @@
 //! file with `fsutil::write_atomic`. Any other damage is an error naming the file and line,
 //! never a silent "everything is new".
 //!
+//! Intent lines, `? <unix-seconds> <uid> <token>`, note a delivery that is about to become
+//! visible (a group commit, or an mbox append) with a token from which the sink can tell
+//! later whether it finished. An intent with no record line after it belongs to a run that
+//! was killed; the engine asks the sink about it ([`SeenState::unresolved`],
+//! [`SeenState::resolve`]) before fetching, so that a kill in the middle of a batch causes
+//! no duplicate beyond the message in flight (DESIGN.md invariant 3).
+//!
 //! The caller holds the account lock (`state::lock`) for as long as a `SeenState` lives: this
 //! module assumes it is the only writer of its file.
 
@@ -44,6 +51,8 @@ pub struct SeenState {
     exists: bool,
     /// Record lines in the file, to notice a journal that has grown well past `seen`.
     file_records: usize,
+    /// Intents without a record: (uid, token), in file order.
+    intents: Vec<(Uid, String)>,
 }
 
 impl SeenState {
@@ -57,6 +66,7 @@ impl SeenState {
             torn_tail: false,
             exists: false,
             file_records: 0,
+            intents: Vec::new(),
         };
         let data = match fs::read(path) {
             Ok(d) => d,
@@ -105,11 +115,18 @@ impl SeenState {
         }
         self.seen.reserve(body.len() / 32);
         for (i, line) in lines.enumerate() {
-            let (time, uid) = parse_record(line).map_err(|what| self.bad_line(i + 2, what))?;
             self.file_records += 1;
+            if let Some(rest) = line.strip_prefix(b"? ") {
+                let (uid, token) = parse_intent(rest).map_err(|what| self.bad_line(i + 2, what))?;
+                self.intents.push((uid, token));
+                continue;
+            }
+            let (time, uid) = parse_record(line).map_err(|what| self.bad_line(i + 2, what))?;
             // The first line for a uid is the earliest: keep it as "first seen".
             self.seen.entry(uid).or_insert(time);
         }
+        // An intent whose uid was recorded later finished normally.
+        self.intents.retain(|(uid, _)| !self.seen.contains_key(uid));
         Ok(())
     }
 
@@ -186,8 +203,84 @@ impl SeenState {
         Ok(())
     }
 
+    /// Note that the deliveries `items` (uid, sink token) are about to become visible.
+    /// With `sync` the note is fsynced before returning; without, the caller calls
+    /// [`SeenState::sync`] before the deliveries become visible (so that one fsync of the
+    /// message data can come first).
+    pub fn note_intents(&mut self, items: &[(&Uid, &str)], now: i64, sync: bool) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(items.len() * 80 + HEADER.len() + 1);
+        if self.valid_len == 0 {
+            buf.extend_from_slice(HEADER);
+            buf.push(b'\n');
+        }
+        for (uid, token) in items {
+            buf.extend_from_slice(b"? ");
+            encode_record(&mut buf, now, uid);
+            buf.pop();
+            buf.push(b' ');
+            encode_bytes(&mut buf, token.as_bytes());
+            buf.push(b'\n');
+        }
+        self.write_journal(&buf, sync).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Io,
+                format!("cannot write UIDL state {}", self.path.display()),
+                e,
+            )
+        })?;
+        self.valid_len += buf.len() as u64;
+        self.file_records += items.len();
+        Ok(())
+    }
+
+    /// fsync the state file (after [`SeenState::note_intents`] without `sync`).
+    pub fn sync(&mut self) -> Result<()> {
+        let result = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .and_then(|f| f.sync_all());
+        result.map_err(|e| {
+            Error::with_source(
+                ErrorKind::Io,
+                format!("cannot fsync UIDL state {}", self.path.display()),
+                e,
+            )
+        })
+    }
+
+    /// Deliveries a killed run started but never recorded: (uid, token).
+    pub fn unresolved(&self) -> &[(Uid, String)] {
+        &self.intents
+    }
+
+    /// Settle the unresolved intents: `delivered[i]` says whether the sink found the i-th
+    /// delivery complete; those are recorded as seen at `now`, the others forgotten (their
+    /// messages are still new). The file is then compacted so the intents are gone.
+    pub fn resolve(&mut self, delivered: &[bool], now: i64) -> Result<()> {
+        if self.intents.is_empty() {
+            return Ok(());
+        }
+        let intents = std::mem::take(&mut self.intents);
+        let done: Vec<&Uid> = intents
+            .iter()
+            .zip(delivered)
+            .filter(|(_, d)| **d)
+            .map(|((uid, _), _)| uid)
+            .collect();
+        self.record(&done, now)?;
+        self.rewrite()
+    }
+
     /// Append `buf` to the journal with one write and one fsync.
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_journal(buf, true)
+    }
+
+    /// Append `buf` to the journal with one write, and an fsync when `sync`.
+    fn write_journal(&mut self, buf: &[u8], sync: bool) -> io::Result<()> {
         let created = !self.exists;
         let dir = fsutil::parent_dir(&self.path);
         if created {
@@ -209,7 +302,9 @@ impl SeenState {
             // run: cut it off so the new records start on a line of their own.
             file.set_len(self.valid_len)?;
         }
-        let result = file.write_all(buf).and_then(|()| file.sync_all());
+        let result = file
+            .write_all(buf)
+            .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
         if let Err(e) = result {
             // Best effort: take back what may have reached the file; the next append cuts
             // it off anyway.
@@ -235,6 +330,11 @@ impl SeenState {
         if removed == 0 && !grown && !self.torn_tail {
             return Ok(());
         }
+        self.rewrite()
+    }
+
+    /// Replace the file with the live records only (no intents, no duplicates).
+    fn rewrite(&mut self) -> Result<()> {
         // Sorted by time then uid: the file reads like the journal it replaces and the
         // output does not depend on hash order.
         let mut entries: Vec<(&Uid, i64)> = self.seen.iter().map(|(u, &t)| (u, t)).collect();
@@ -262,17 +362,37 @@ impl SeenState {
 
 /// Append `<time> <encoded uid>\n` to `buf`.
 fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &Uid) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     buf.extend_from_slice(time.to_string().as_bytes());
     buf.push(b' ');
-    for &b in uid.as_bytes() {
+    encode_bytes(buf, uid.as_bytes());
+    buf.push(b'\n');
+}
+
+/// Percent-encode every byte outside 0x21..=0x7E, and `%` itself.
+fn encode_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
         if (0x21..=0x7e).contains(&b) && b != b'%' {
             buf.push(b);
         } else {
             buf.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
-    buf.push(b'\n');
+}
+
+/// Parse the part of an intent line after `? `: `<time> <uid> <token>`.
+fn parse_intent(rest: &[u8]) -> std::result::Result<(Uid, String), &'static str> {
+    let last = rest
+        .iter()
+        .rposition(|&b| b == b' ')
+        .ok_or("expected \"? <unix-seconds> <uid> <token>\"")?;
+    let (_, uid) = parse_record(&rest[..last])?;
+    let token = decode_bytes(&rest[last + 1..])?;
+    let token = String::from_utf8(token).map_err(|_| "intent token is not UTF-8")?;
+    if token.is_empty() {
+        return Err("empty intent token");
+    }
+    Ok((uid, token))
 }
 
 /// Parse one record line (without its LF).
@@ -298,6 +418,12 @@ fn parse_time(num: &[u8]) -> Option<i64> {
 
 /// Undo `encode_record`'s percent-encoding and validate the result as a `Uid`.
 fn decode_uid(enc: &[u8]) -> std::result::Result<Uid, &'static str> {
+    let out = decode_bytes(enc)?;
+    Uid::new(&out).ok_or("invalid uid (empty, too long, or holding a forbidden byte)")
+}
+
+/// Undo [`encode_bytes`].
+fn decode_bytes(enc: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
     let mut out = Vec::with_capacity(enc.len());
     let mut i = 0;
     while i < enc.len() {
@@ -317,7 +443,7 @@ fn decode_uid(enc: &[u8]) -> std::result::Result<Uid, &'static str> {
             return Err("unencoded byte in uid");
         }
     }
-    Uid::new(&out).ok_or("invalid uid (empty, too long, or holding a forbidden byte)")
+    Ok(out)
 }
 
 fn hex_value(h: u8) -> Option<u8> {
