@@ -480,6 +480,55 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_staged_batch_is_invisible_until_published_and_recoverable_by_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Mail");
+        let mut md = Maildir::open(&root).unwrap();
+        assert_eq!(md.batch_limit(), BATCH);
+        let mut tokens = Vec::new();
+        for body in [&b"one\n"[..], b"two\n", b"three\n"] {
+            let mut p = md.begin(&test_envelope()).unwrap();
+            tokens.push(p.token().unwrap());
+            p.write_all(body).unwrap();
+            p.stage().unwrap();
+        }
+        assert!(
+            names(&root.join("new")).is_empty(),
+            "staged messages are not visible"
+        );
+        assert_eq!(md.recover(&tokens).unwrap(), [false, false, false]);
+        md.sync_batch().unwrap();
+        md.publish_batch().unwrap();
+        let new = names(&root.join("new"));
+        assert_eq!(new.len(), 3);
+        assert!(names(&root.join("tmp")).is_empty());
+        // A mail reader moves one into cur/ with flags: still found by its token.
+        let moved = &new[0];
+        fs::rename(
+            root.join("new").join(moved),
+            root.join("cur").join(format!("{moved}:2,S")),
+        )
+        .unwrap();
+        assert_eq!(md.recover(&tokens).unwrap(), [true, true, true]);
+        assert_eq!(md.recover(&["nope".to_owned()]).unwrap(), [false]);
+    }
+
+    #[test]
+    fn an_unpublished_batch_leaves_nothing_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Mail");
+        {
+            let mut md = Maildir::open(&root).unwrap();
+            let mut p = md.begin(&test_envelope()).unwrap();
+            p.write_all(b"body\n").unwrap();
+            p.stage().unwrap();
+            md.sync_batch().unwrap();
+        }
+        assert!(names(&root.join("new")).is_empty());
+        assert!(names(&root.join("tmp")).is_empty());
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
             .unwrap()

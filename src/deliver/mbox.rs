@@ -675,6 +675,49 @@ mod tests {
     }
 
     /// Split an mbox into (separator line, message) pairs, checking the separator format.
+    /// The pid of a process that has exited.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn recovery_cuts_a_partial_tail_left_under_a_dead_pop3_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let mut mbox = Mbox::open(&path).unwrap();
+        deliver(&mut mbox, &[b"Subject: one\n\nbody\n"]);
+        let good = fs::read(&path).unwrap();
+        // A killed run: its lock file with its (dead) pid, and half a message.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nSubject: par")
+            .unwrap();
+        fs::write(dir.path().join("mbox.lock"), lock_owner_line(dead_pid())).unwrap();
+        let token = good.len().to_string();
+        let mut mbox = Mbox::open(&path).unwrap();
+        assert_eq!(mbox.recover(&[token]).unwrap(), [false]);
+        assert_eq!(fs::read(&path).unwrap(), good);
+        assert!(!dir.path().join("mbox.lock").exists());
+        // And delivery goes on normally.
+        deliver(&mut mbox, &[b"Subject: two\n\nbody\n"]);
+        assert_eq!(messages(&fs::read(&path).unwrap()).len(), 2);
+    }
+
+    #[test]
+    fn recovery_without_proof_cuts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let mut mbox = Mbox::open(&path).unwrap();
+        deliver(&mut mbox, &[b"Subject: one\n\nbody\n"]);
+        let before = fs::read(&path).unwrap();
+        // Someone else may have appended after the interrupted run: no lock was left.
+        let mut mbox = Mbox::open(&path).unwrap();
+        assert_eq!(mbox.recover(&["0".to_owned()]).unwrap(), [false]);
+        assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
     fn messages(content: &[u8]) -> Vec<(String, Vec<u8>)> {
         let text = String::from_utf8(content.to_vec()).unwrap();
         assert!(text.starts_with("From "), "{text:?}");

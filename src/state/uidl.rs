@@ -481,6 +481,55 @@ mod tests {
     }
 
     #[test]
+    fn intents_survive_a_kill_and_are_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"old")], 1).unwrap();
+        let (a, b, c) = (uid(b"a"), uid(b"b/..%x\xff"), uid(b"c"));
+        s.note_intents(&[(&a, "tok-a"), (&b, "tok b%")], 5, true)
+            .unwrap();
+        s.note_intents(&[(&c, "tok-c")], 6, false).unwrap();
+        s.sync().unwrap();
+        // c finished normally before the "kill"; a and b did not get their records.
+        s.record(&[&c], 7).unwrap();
+        drop(s);
+
+        let mut s = SeenState::load(&path).unwrap();
+        let pending: Vec<(Uid, String)> = s.unresolved().to_vec();
+        assert_eq!(
+            pending,
+            [
+                (a.clone(), "tok-a".to_owned()),
+                (b.clone(), "tok b%".to_owned())
+            ]
+        );
+        assert!(s.contains(&c) && !s.contains(&a) && !s.contains(&b));
+        // The sink found a's delivery complete, b's not.
+        s.resolve(&[true, false], 9).unwrap();
+        assert!(s.unresolved().is_empty());
+        assert_eq!(s.first_seen(&a), Some(9));
+        assert!(!s.contains(&b));
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("? "), "intents are compacted away: {text}");
+
+        let s = SeenState::load(&path).unwrap();
+        assert!(s.unresolved().is_empty());
+        assert!(s.contains(&a) && s.contains(&c) && s.contains(&uid(b"old")));
+        assert!(!s.contains(&b));
+    }
+
+    #[test]
+    fn a_bad_intent_line_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "pop3-uidl 1\n1 a\n? 2 b\n").unwrap();
+        let err = SeenState::load(&path).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
     fn record_then_load_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(&dir);
