@@ -47,6 +47,8 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Show the configured accounts with their resolved settings (secrets hidden)
     Accounts(AccountsArgs),
+    /// Store or delete an account's password in the system keyring
+    Password(PasswordArgs),
     /// Write the man page or shell completions (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -94,6 +96,28 @@ pub struct AccountsArgs {
     /// Print the accounts as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `pop3 password`.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    #[command(subcommand)]
+    pub action: PasswordAction,
+}
+
+/// What `pop3 password` does.
+#[derive(Debug, Subcommand)]
+pub enum PasswordAction {
+    /// Store the password (asked on the terminal, or the first line of standard input)
+    Set {
+        /// The account, as named in the config
+        account: String,
+    },
+    /// Delete the stored password
+    Delete {
+        /// The account, as named in the config
+        account: String,
+    },
 }
 
 /// `pop3 generate`.

@@ -15,6 +15,7 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod keyring;
 pub mod net;
 pub mod proto;
 pub mod secret;

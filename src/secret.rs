@@ -71,6 +71,7 @@ pub fn obtain(account: &Account) -> Result<Secret> {
             )
         }),
         PasswordSource::Prompt => prompt(account),
+        PasswordSource::Keyring => crate::keyring::get(account, crate::keyring::LOOKUP_TIMEOUT),
         PasswordSource::Default => match std::env::var(PASSWORD_ENV) {
             Ok(p) => Ok(Secret::new(p)),
             Err(_) if std::io::stdin().is_terminal() => prompt(account),

@@ -54,6 +54,11 @@ fn password_source(a: &Account) -> String {
         PasswordSource::Command(c) => format!("command {}", c.shown()),
         PasswordSource::Env(v) => format!("environment variable {v}"),
         PasswordSource::Prompt => "prompt".into(),
+        PasswordSource::Keyring => format!(
+            "keyring (service {}, user {})",
+            crate::keyring::SERVICE,
+            crate::keyring::entry_user(a)
+        ),
         PasswordSource::Default => format!(
             "{} or a prompt (none configured)",
             crate::secret::PASSWORD_ENV

@@ -6,6 +6,7 @@ pub mod check;
 pub mod fetch;
 pub mod generate;
 pub mod list;
+pub mod password;
 pub mod probe;
 
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(&ctx, &args),
         Command::Probe(args) => probe::run(&ctx, &args),
         Command::Accounts(args) => accounts::run(&ctx, &args),
+        Command::Password(args) => password::run(&ctx, &args),
         Command::Generate(_) => unreachable!("handled before the config is loaded"),
     }
 }

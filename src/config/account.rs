@@ -82,6 +82,8 @@ pub enum PasswordSource {
     Env(String),
     /// Ask on the terminal.
     Prompt,
+    /// The system keyring (`pop3 password set`).
+    Keyring,
     /// Nothing configured: `POP3_PASSWORD`, else a prompt when stdin is a terminal.
     Default,
 }

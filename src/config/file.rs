@@ -180,6 +180,7 @@ pub struct PasswordSourceTable {
     pub command: Option<CommandSpec>,
     pub env: Option<String>,
     pub prompt: Option<bool>,
+    pub keyring: Option<bool>,
 }
 
 /// A command as an argv array or as a string for `sh -c`.
@@ -197,7 +198,7 @@ impl<'de> Deserialize<'de> for PasswordTable {
         impl<'de> Visitor<'de> for V {
             type Value = PasswordTable;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or a table with command, env or prompt")
+                f.write_str("a string or a table with command, env, prompt or keyring")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PasswordTable, E> {
                 Ok(PasswordTable::Literal(v.to_owned()))

@@ -287,22 +287,28 @@ impl Config {
                 PasswordSource::Literal(Secret::new(p))
             }
             Some(PasswordTable::Source(s)) => {
-                let set = [s.command.is_some(), s.env.is_some(), s.prompt == Some(true)];
+                let set = [
+                    s.command.is_some(),
+                    s.env.is_some(),
+                    s.prompt == Some(true),
+                    s.keyring == Some(true),
+                ];
                 if set.iter().filter(|b| **b).count() != 1 {
                     return Err(Error::new(
                         ErrorKind::Config,
                         format!(
                             "{label}: set exactly one of password.command, password.env, \
-                             password.prompt = true"
+                             password.prompt = true, password.keyring = true"
                         ),
                     ));
                 }
-                match (s.command, s.env) {
-                    (Some(c), _) => {
+                match (s.command, s.env, s.keyring == Some(true)) {
+                    (Some(c), _, _) => {
                         PasswordSource::Command(command_line(c, &label, "password.command")?)
                     }
-                    (None, Some(var)) => PasswordSource::Env(var),
-                    (None, None) => PasswordSource::Prompt,
+                    (None, Some(var), _) => PasswordSource::Env(var),
+                    (None, None, true) => PasswordSource::Keyring,
+                    (None, None, false) => PasswordSource::Prompt,
                 }
             }
         };
