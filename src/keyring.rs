@@ -1,7 +1,7 @@
 //! The system keyring as a password source (cargo feature `keyring`, on by default): the
 //! Secret Service on Linux (GNOME Keyring, KWallet, KeePassXC), the Keychain on macOS.
 //! Entries use service `pop3` and user `<login>@<host>`, so `secret-tool lookup service pop3
-//! user alice@pop.example.com` finds them.
+//! username alice@pop.example.com` finds them.
 //!
 //! A keyring is a desktop service: with no session bus (cron, ssh, a container) it fails at
 //! once with a message that names the account and the other password sources, and a read
