@@ -37,8 +37,10 @@ use crate::ui::sanitize::sanitize;
 /// answer); beyond this the server is hostile or broken.
 pub const MAX_MESSAGES: usize = 2_000_000;
 
-/// The slowest transfer a message body may have, in bytes a second, beyond the timeout.
-pub const MIN_RATE: u64 = 16 * 1024;
+/// The slowest a response may arrive, in bytes a second, beyond the timeout: a server that
+/// drips a byte at a time (each read within the socket timeout) is still cut off after about
+/// the timeout, while a slow link delivering a big message is not.
+pub const MIN_RATE: u64 = 1024;
 
 /// Size of the read buffer; large enough that one read drains several TLS records.
 const READ_BUF: usize = 128 * 1024;
@@ -71,6 +73,10 @@ struct Conn<S> {
     line_deadline: Duration,
     /// Name of the server for error messages.
     host: String,
+    /// When the response being read began, and how many bytes of it have arrived since:
+    /// the response must keep up [`MIN_RATE`] after the first `line_deadline`.
+    response_started: Instant,
+    response_bytes: u64,
 }
 
 impl<S: Read + Write> Conn<S> {
@@ -83,11 +89,32 @@ impl<S: Read + Write> Conn<S> {
             out: Vec::with_capacity(4096),
             line_deadline: timeout,
             host: host.to_owned(),
+            response_started: Instant::now(),
+            response_bytes: 0,
         }
     }
 
-    /// Read more bytes into the buffer; 0 bytes read (EOF) is an error.
+    /// A new response starts: restart its clock.
+    fn start_response(&mut self) {
+        self.response_started = Instant::now();
+        self.response_bytes = 0;
+    }
+
+    /// Read more bytes into the buffer; 0 bytes read (EOF) is an error, and so is a response
+    /// that arrives slower than [`MIN_RATE`] once the timeout has passed.
     fn fill(&mut self) -> Result<()> {
+        let allowed = self.line_deadline + Duration::from_secs(self.response_bytes / MIN_RATE);
+        if self.response_started.elapsed() > allowed {
+            return Err(Error::new(
+                ErrorKind::Temporary,
+                format!(
+                    "timed out: {} is answering too slowly ({} bytes in {}s)",
+                    self.host,
+                    self.response_bytes,
+                    self.response_started.elapsed().as_secs()
+                ),
+            ));
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -106,6 +133,7 @@ impl<S: Read + Write> Conn<S> {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.response_bytes += n as u64;
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -124,11 +152,27 @@ impl<S: Read + Write> Conn<S> {
                     self.line_deadline.as_secs()
                 ),
             ),
-            io::ErrorKind::InvalidData => Error::with_source(
-                ErrorKind::Protocol,
-                format!("TLS error {doing} {}", self.host),
-                e,
+            io::ErrorKind::UnexpectedEof => Error::new(
+                ErrorKind::Temporary,
+                format!("{} closed the connection unexpectedly", self.host),
             ),
+            io::ErrorKind::InvalidData => {
+                let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+                if let Some(rustls::Error::AlertReceived(alert)) = tls {
+                    // E.g. TLS 1.3 servers reject a missing client certificate only after
+                    // the client thinks the handshake is done.
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("{} ended the TLS session: {alert:?}", self.host),
+                    )
+                } else {
+                    Error::with_source(
+                        ErrorKind::Protocol,
+                        format!("TLS error {doing} {}", self.host),
+                        e,
+                    )
+                }
+            }
             _ => Error::with_source(
                 ErrorKind::Temporary,
                 format!("connection to {} failed while {doing} it", self.host),
@@ -277,6 +321,7 @@ impl<S: Read + Write, St> Session<S, St> {
 
     /// Read one status line.
     pub fn read_reply(&mut self) -> Result<Reply> {
+        self.conn.start_response();
         let host = self.conn.host.clone();
         let line = self.conn.read_line()?;
         debug!(target: "pop3::wire", "S: {}", sanitize(line));
@@ -475,6 +520,7 @@ impl<S: Read + Write> Session<S, Authorization> {
         let host = self.conn.host.clone();
         // A bound on the rounds: no mechanism here needs more than three.
         for _ in 0..8 {
+            self.conn.start_response();
             let line = self.conn.read_line()?;
             debug!(target: "pop3::wire", "S: {}", sanitize(line));
             if let Some(payload) = parse_continuation(line) {
@@ -518,7 +564,7 @@ impl<S: Read + Write> Session<S, Authorization> {
                     return Err(Error::with_source(
                         ErrorKind::Protocol,
                         format!(
-                            "{host} sent something that is neither a status nor a challenge                              during {name}: {}",
+                            "{host} sent something that is neither a status nor a challenge during {name}: {}",
                             sanitize(line)
                         ),
                         e,
@@ -653,9 +699,9 @@ impl<S: Read + Write> Session<S, Transaction> {
     /// back as `Ok(Err(reply))` with the connection still in step.
     ///
     /// `limit` bounds the decoded size: a body that grows beyond it is a server that lies
-    /// (ErrorKind::BadData). Time is bounded too: the body must arrive within the timeout
-    /// plus `limit` at [`MIN_RATE`] bytes a second, so a server that drips a byte at a time
-    /// cannot hold the session forever (each read also has the socket timeout).
+    /// (ErrorKind::BadData). Time is bounded too: after the timeout the body must keep
+    /// arriving at [`MIN_RATE`] bytes a second, so a server that drips a byte at a time
+    /// cannot hold the session for ever (each read also has the socket timeout).
     pub fn read_body_or_refusal(
         &mut self,
         what: &str,
@@ -666,8 +712,6 @@ impl<S: Read + Write> Session<S, Transaction> {
         if !reply.ok {
             return Ok(Err(reply));
         }
-        let started = Instant::now();
-        let allowed = self.conn.line_deadline + Duration::from_secs(limit / MIN_RATE);
         let mut decoder = Decoder::new();
         let mut sink_error = None;
         loop {
@@ -702,16 +746,6 @@ impl<S: Read + Write> Session<S, Transaction> {
             }
             if decoder.is_done() {
                 return Ok(Ok(decoder.output_len()));
-            }
-            if started.elapsed() > allowed {
-                return Err(Error::new(
-                    ErrorKind::Temporary,
-                    format!(
-                        "timed out: {} is sending {what} too slowly (not finished after {}s)",
-                        self.conn.host,
-                        allowed.as_secs()
-                    ),
-                ));
             }
             self.conn.fill()?;
         }

@@ -42,8 +42,12 @@ use crate::state::uidl::SeenState;
 use crate::ui::sanitize::sanitize;
 
 /// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
-/// window can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
-const PIPELINE_WINDOW: usize = 64;
+/// window (3 KiB) can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
+const PIPELINE_WINDOW: usize = 256;
+
+/// The window is topped up only once it has drained this far, so that commands go out in
+/// one write (one TLS record) per batch rather than one per message.
+const PIPELINE_REFILL: usize = PIPELINE_WINDOW / 2;
 
 /// What `fetch` should do beyond the account's own settings.
 #[derive(Debug, Clone, Default)]
@@ -264,9 +268,17 @@ pub fn check(account: &Account) -> Result<CheckSummary> {
     Ok(CheckSummary {
         listed: listing.len(),
         new: plan.fetch.len(),
-        new_bytes: plan.fetch.iter().map(|&i| listing[i].size.0).sum(),
+        new_bytes: total_size(&listing, &plan.fetch),
         too_big: plan.too_big.len(),
     })
+}
+
+/// The listed sizes of `indexes`, added without overflow (a hostile server may list sizes
+/// near `u64::MAX`).
+fn total_size(listing: &[Listed], indexes: &[usize]) -> u64 {
+    indexes
+        .iter()
+        .fold(0u64, |sum, &i| sum.saturating_add(listing[i].size.0))
 }
 
 /// Open the account's delivery target (before connecting: a target we cannot create is
@@ -359,7 +371,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     progress.start(
         &account.name,
         plan.fetch.len(),
-        plan.fetch.iter().map(|&i| listing[i].size.0).sum(),
+        total_size(&listing, &plan.fetch),
     );
     let window = if caps.pipelining { PIPELINE_WINDOW } else { 1 };
     let local_host = crate::fsutil::hostname();
@@ -377,7 +389,10 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
                 summary.interrupted = true;
                 info!("{}: stopping after the message in flight", account.name);
             }
-            while in_flight.len() < window && !summary.interrupted {
+            // Top up when the window has drained to the refill mark (or, without pipelining,
+            // when it is empty).
+            let refill = window == 1 || in_flight.len() <= PIPELINE_REFILL;
+            while refill && in_flight.len() < window && !summary.interrupted {
                 if let Some(n) = to_delete.pop_front() {
                     session.send(&Command::Dele(n))?;
                     in_flight.push_back(Awaiting::Dele(n));

@@ -7,5 +7,13 @@ mod interop;
 
 mod config;
 mod crash;
+mod daemon;
+mod daily;
+mod faults;
 mod fetch;
+mod generated;
+mod hostile;
+mod keyring;
+mod kill;
+mod policy;
 mod tls;

@@ -69,7 +69,7 @@ fn password_set_then_fetch_reads_the_keyring_then_delete() {
         .start();
     let env = TestEnv::new();
     let toml = env
-        .account_toml("work", srv.port(), "implicit", Some(&certs.ca_file()))
+        .account_toml("work", srv.port(), "implicit", Some(certs.ca_file()))
         .replace(
             &format!("password = \"{}\"\n", server::PASSWORD),
             "password.keyring = true\n",

@@ -4,7 +4,9 @@
 
 use crate::support::certs::{Identity, TestCerts};
 use crate::support::env::{TestEnv, delivered_forms, text};
-use crate::support::server::{Fault, TestServer, sample_messages};
+use crate::support::server::{
+    Fault, PASSWORD, ServerBuilder, TestServer, contains, sample_messages,
+};
 
 /// A STLS server with the sample mailbox and these faults, and an environment whose account
 /// `test` uses `tls = "starttls"` with the test CA.
@@ -238,6 +240,185 @@ fn pinned_fingerprint_mismatch_fails_with_69() {
     env.write_config(&toml);
     let stderr = fetch_fails(&env, 69);
     assert!(stderr.to_lowercase().contains("certificate") || stderr.contains("fingerprint"));
+    assert!(!server.sent_credentials());
+    assert!(env.new_files().is_empty());
+}
+
+/// An implicit-TLS server built from `build` with the sample mailbox, and an account `test`
+/// for it with `extra` (which says how to trust the server).
+fn custom_setup(
+    certs: &TestCerts,
+    build: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    extra: &str,
+) -> (TestServer, TestEnv) {
+    let server = build(TestServer::builder().messages(sample_messages())).start();
+    let env = TestEnv::new();
+    let mut toml = env.account_toml("test", server.port(), "implicit", None);
+    toml.push_str(extra);
+    env.write_config(&toml);
+    let _ = certs;
+    (server, env)
+}
+
+/// `tls_ca_file` for the test CA.
+fn trust_ca(certs: &TestCerts) -> String {
+    format!("tls_ca_file = '{}'\n", certs.ca_file().display())
+}
+
+/// Neither stdout nor stderr holds the password.
+fn assert_no_password(out: &std::process::Output) {
+    for bytes in [&out.stdout, &out.stderr] {
+        assert!(!contains(bytes, PASSWORD.as_bytes()), "{}", text(bytes));
+    }
+}
+
+#[test]
+fn expired_certificate_fails_with_69_naming_expiry_and_fingerprint() {
+    let certs = TestCerts::new();
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.expired),
+        &trust_ca(&certs),
+    );
+    let stderr = fetch_fails(&env, 69);
+    assert!(stderr.contains("expired"), "{stderr}");
+    assert!(
+        stderr.contains(&certs.expired.sha256_colons()),
+        "no fingerprint {} in: {stderr}",
+        certs.expired.sha256_colons()
+    );
+    assert!(!stderr.contains(PASSWORD));
+    assert!(!server.sent_credentials());
+    assert!(env.new_files().is_empty());
+}
+
+#[test]
+fn tls_min_version_1_3_against_a_tls12_only_server_fails_with_69() {
+    let certs = TestCerts::new();
+    // The TLS 1.2-only server itself works with the default minimum (1.2).
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.leaf).tls12_only(),
+        &trust_ca(&certs),
+    );
+    env.cmd()
+        .arg("fetch")
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+    assert_eq!(env.new_files().len(), 3);
+    drop((server, env));
+
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.leaf).tls12_only(),
+        &format!("{}tls_min_version = \"1.3\"\n", trust_ca(&certs)),
+    );
+    let stderr = fetch_fails(&env, 69);
+    assert!(stderr.contains("TLS"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("version"),
+        "the message does not say that the versions do not match: {stderr}"
+    );
+    assert!(!server.sent_credentials());
+    assert!(env.new_files().is_empty());
+}
+
+#[test]
+fn client_certificate_is_presented_when_configured() {
+    let certs = TestCerts::new();
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.leaf).require_client_cert(&certs.ca),
+        &format!(
+            "{}tls_cert_file = '{}'\ntls_key_file = '{}'\n",
+            trust_ca(&certs),
+            certs.client.cert_path.display(),
+            certs.client.key_path.display()
+        ),
+    );
+    let out = env.cmd().arg("fetch").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert_no_password(&out);
+    assert_eq!(env.new_files().len(), 3);
+    assert!(server.sent_credentials() && !server.credentials_in_clear());
+}
+
+#[test]
+fn missing_client_certificate_fails_with_69() {
+    let certs = TestCerts::new();
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.leaf).require_client_cert(&certs.ca),
+        &trust_ca(&certs),
+    );
+    let stderr = fetch_fails(&env, 69);
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD));
+    assert!(!server.sent_credentials());
+    assert!(env.new_files().is_empty());
+}
+
+#[test]
+fn missing_client_certificate_with_tls12_fails_with_69() {
+    // With TLS 1.2 the server refuses inside the handshake (in 1.3 only after it).
+    let certs = TestCerts::new();
+    let (server, env) = custom_setup(
+        &certs,
+        |b| {
+            b.implicit_tls(&certs.leaf)
+                .tls12_only()
+                .require_client_cert(&certs.ca)
+        },
+        &trust_ca(&certs),
+    );
+    let stderr = fetch_fails(&env, 69);
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(!server.sent_credentials());
+}
+
+#[test]
+fn public_key_pin_trusts_a_self_signed_certificate() {
+    let certs = TestCerts::new();
+    let pin = certs.self_signed.spki_sha256_pin();
+    assert_ne!(pin, certs.self_signed.sha256_pin());
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.self_signed),
+        &format!("tls_fingerprint = \"{pin}\"\n"),
+    );
+    let out = env.cmd().arg("fetch").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_no_password(&out);
+    assert_eq!(env.new_files().len(), 3);
+    assert!(!server.credentials_in_clear());
+
+    // `probe` shows the same public-key fingerprint, so that a user can pin it.
+    let out = env.cmd().args(["probe", "test"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(pin.trim_start_matches("sha256:")),
+        "{stdout}"
+    );
+    assert_no_password(&out);
+}
+
+#[test]
+fn public_key_pin_of_another_key_fails_with_69() {
+    let certs = TestCerts::new();
+    let (server, env) = custom_setup(
+        &certs,
+        |b| b.implicit_tls(&certs.self_signed),
+        &format!("tls_fingerprint = \"{}\"\n", certs.leaf.spki_sha256_pin()),
+    );
+    let stderr = fetch_fails(&env, 69);
+    assert!(
+        stderr.contains(&certs.self_signed.sha256_colons()),
+        "{stderr}"
+    );
     assert!(!server.sent_credentials());
     assert!(env.new_files().is_empty());
 }

@@ -192,18 +192,8 @@ impl Mbox {
     fn take_dotlock(&self, deadline: Instant) -> Result<File> {
         let lock = &self.lock_path;
         loop {
-            let created = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(lock);
-            let e = match created {
-                Ok(mut file) => {
-                    // Who holds it, so that a later run can tell a lock left by a killed
-                    // pop3 from one held by a live program.
-                    let _ = file.write_all(lock_owner_line(std::process::id()).as_bytes());
-                    return Ok(file);
-                }
+            let e = match create_dotlock(lock) {
+                Ok(file) => return Ok(file),
                 Err(e) => e,
             };
             if e.kind() != io::ErrorKind::AlreadyExists {
@@ -346,6 +336,43 @@ impl Sink for Mbox {
         }
         drop(locks);
         Ok(vec![false; tokens.len()])
+    }
+}
+
+/// Create the dot-lock with our owner line already in it: written to a unique temporary
+/// name first and then hard-linked to the lock name, so that a kill can never leave an
+/// empty lock that no later run could attribute (the classic NFS-safe recipe). Where the
+/// filesystem has no hard links, `create_new` and a write.
+fn create_dotlock(lock: &Path) -> io::Result<File> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let pid = std::process::id();
+    let mut tmp = OsString::from(lock.as_os_str());
+    tmp.push(format!(
+        ".{pid}.{}",
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let tmp = PathBuf::from(tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let written = file.write_all(lock_owner_line(pid).as_bytes());
+    let linked = written.and_then(|()| fs::hard_link(&tmp, lock));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            // No hard links here (some FUSE filesystems): the plain way.
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(lock)?;
+            let _ = file.write_all(lock_owner_line(pid).as_bytes());
+            Ok(file)
+        }
     }
 }
 

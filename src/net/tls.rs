@@ -311,12 +311,26 @@ impl Client {
             Some(other) => format!("TLS handshake with {host} failed: {other}"),
             None => format!("TLS handshake with {host} failed: {e}"),
         };
+        // A pin is the way to trust a self-signed or privately issued certificate; it is no
+        // fix for an expired or revoked one, so it is only suggested for the former.
+        let pinnable = matches!(
+            inner,
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+                    | rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. }
+            ))
+        );
         if refused && let Some(chain) = self.presented_chain() {
             let fp = hex_colons(&cert_fingerprint(&chain[0]));
-            what.push_str(&format!(
-                " (certificate SHA-256 fingerprint {fp}; only if you have checked it another \
-                 way, trust it with tls_fingerprint = \"sha256:{fp}\")"
-            ));
+            if pinnable {
+                what.push_str(&format!(
+                    " (certificate SHA-256 fingerprint {fp}; only if you have checked it \
+                     another way, trust it with tls_fingerprint = \"sha256:{fp}\")"
+                ));
+            } else {
+                what.push_str(&format!(" (certificate SHA-256 fingerprint {fp})"));
+            }
         }
         Error::new(ErrorKind::Unavailable, what)
     }

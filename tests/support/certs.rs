@@ -1,6 +1,7 @@
 //! Test certificates made with rcgen for one test: a CA, a leaf signed by it for `localhost`
 //! and `127.0.0.1`, a leaf signed by it for a name no test connects to, and a self-signed
-//! leaf for `localhost`/`127.0.0.1`. All are written as PEM files into a temp dir so that a
+//! leaf for `localhost`/`127.0.0.1`, a leaf signed by it that expired long ago, and a client
+//! certificate signed by it (for servers that require one). All are written as PEM files into a temp dir so that a
 //! config can point `tls_ca_file` at the CA; the DER forms feed the scripted server.
 //!
 //! Keys are ECDSA P-256 (rcgen's default, signed with ring), so making a set takes a few
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, PublicKeyData,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -38,6 +39,8 @@ pub struct Identity {
     pub cert_path: PathBuf,
     /// Where the key's PEM file is.
     pub key_path: PathBuf,
+    /// The certificate's SubjectPublicKeyInfo, DER (outer SEQUENCE included).
+    pub spki_der: Vec<u8>,
 }
 
 impl Identity {
@@ -61,12 +64,24 @@ impl Identity {
 
     /// SHA-256 of the certificate's DER in the config's pin form: `sha256:AB:CD:...`.
     pub fn sha256_pin(&self) -> String {
-        let pairs: Vec<String> = Sha256::digest(&self.cert_der)
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
-        format!("sha256:{}", pairs.join(":"))
+        format!("sha256:{}", self.sha256_colons())
     }
+
+    /// SHA-256 of the certificate's DER as `AB:CD:...` (how `openssl x509 -fingerprint`
+    /// and error messages show it).
+    pub fn sha256_colons(&self) -> String {
+        colons(&Sha256::digest(&self.cert_der))
+    }
+
+    /// SHA-256 of the SubjectPublicKeyInfo (a public-key pin) in the config's pin form.
+    pub fn spki_sha256_pin(&self) -> String {
+        format!("sha256:{}", colons(&Sha256::digest(&self.spki_der)))
+    }
+}
+
+fn colons(digest: &[u8]) -> String {
+    let pairs: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    pairs.join(":")
 }
 
 /// One test's certificates and the temp dir holding their PEM files (removed on drop).
@@ -79,6 +94,10 @@ pub struct TestCerts {
     pub wrong_name: Identity,
     /// Self-signed, valid for `localhost` and `127.0.0.1`: no CA vouches for it.
     pub self_signed: Identity,
+    /// Signed by `ca`, valid for `localhost` and `127.0.0.1`, but only during 2020.
+    pub expired: Identity,
+    /// A client certificate (extended key usage clientAuth) for `alice`, signed by `ca`.
+    pub client: Identity,
     dir: TempDir,
 }
 
@@ -114,11 +133,27 @@ impl TestCerts {
         let leaf = make_leaf(dir.path(), "leaf", &GOOD_NAMES, Some(&issuer));
         let wrong_name = make_leaf(dir.path(), "wrong-name", &[WRONG_NAME], Some(&issuer));
         let self_signed = make_leaf(dir.path(), "self-signed", &GOOD_NAMES, None);
+        let expired = make_cert(
+            dir.path(),
+            "expired",
+            &GOOD_NAMES,
+            Some(&issuer),
+            |params| {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            },
+        );
+        let client = make_cert(dir.path(), "client", &["alice"], Some(&issuer), |params| {
+            params.subject_alt_names.clear();
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        });
         TestCerts {
             ca,
             leaf,
             wrong_name,
             self_signed,
+            expired,
+            client,
             dir,
         }
     }
@@ -147,6 +182,17 @@ fn make_leaf(
     names: &[&str],
     issuer: Option<&Issuer<'_, KeyPair>>,
 ) -> Identity {
+    make_cert(dir, stem, names, issuer, |_| {})
+}
+
+/// [`make_leaf`] with the parameters changed by `adjust` before signing.
+fn make_cert(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    issuer: Option<&Issuer<'_, KeyPair>>,
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> Identity {
     let key = KeyPair::generate().expect("leaf key");
     let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let mut params = CertificateParams::new(sans).expect("leaf params");
@@ -154,6 +200,7 @@ fn make_leaf(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = issuer.is_some();
+    adjust(&mut params);
     let cert = match issuer {
         Some(issuer) => params.signed_by(&key, issuer),
         None => params.self_signed(&key),
@@ -181,5 +228,6 @@ fn write_identity(
         key_pem,
         cert_path,
         key_path,
+        spki_der: key.subject_public_key_info(),
     }
 }

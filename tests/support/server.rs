@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rustls::server::WebPkiClientVerifier;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::certs::Identity;
@@ -82,6 +83,27 @@ pub enum Fault {
     RetrErr(u32),
     /// Sleep this long before answering the verb.
     Stall { verb: String, delay: Duration },
+    /// Read the command, then send exactly these bytes instead of the answer (nothing is
+    /// added: no CRLF, no state change) and go on reading commands. `"GREETING"` replaces
+    /// the greeting.
+    Reply { verb: String, bytes: Vec<u8> },
+    /// Read the command, then send `prefix` and after it `fill` over and over, never
+    /// finishing: one byte every `every` (a drip), or as fast as the client reads when
+    /// `every` is zero (a flood). Ends when the client goes away, after [`ENDLESS_LIMIT`], or
+    /// (a flood) after [`ENDLESS_MAX_BYTES`]; then the connection is dropped.
+    Endless {
+        verb: String,
+        prefix: Vec<u8>,
+        fill: Vec<u8>,
+        every: Duration,
+    },
+    /// Answer the verb as usual, then close the connection (`"GREETING"`: close right after
+    /// the greeting).
+    CloseAfter(String),
+    /// Answer `AUTH` (any mechanism) with these raw lines in turn instead of the real
+    /// exchange: after each line that is a SASL challenge (starts with `+` but not `+OK`)
+    /// one client line is read and recorded. Nothing is added after the last line.
+    AuthScript(Vec<Vec<u8>>),
 }
 
 impl Fault {
@@ -97,7 +119,62 @@ impl Fault {
             delay,
         }
     }
+
+    /// [`Fault::Reply`]: answer `verb` with exactly `bytes`.
+    pub fn reply(verb: &str, bytes: impl AsRef<[u8]>) -> Fault {
+        Fault::Reply {
+            verb: verb.to_string(),
+            bytes: bytes.as_ref().to_vec(),
+        }
+    }
+
+    /// [`Fault::Endless`] as a drip: `prefix`, then one byte of `fill` (cycled) every
+    /// `every`.
+    pub fn drip(
+        verb: &str,
+        prefix: impl AsRef<[u8]>,
+        fill: impl AsRef<[u8]>,
+        every: Duration,
+    ) -> Fault {
+        Fault::Endless {
+            verb: verb.to_string(),
+            prefix: prefix.as_ref().to_vec(),
+            fill: fill.as_ref().to_vec(),
+            every,
+        }
+    }
+
+    /// [`Fault::Endless`] as a flood: `prefix`, then `fill` (cycled) as fast as it goes.
+    pub fn flood(verb: &str, prefix: impl AsRef<[u8]>, fill: impl AsRef<[u8]>) -> Fault {
+        Fault::drip(verb, prefix, fill, Duration::ZERO)
+    }
+
+    /// [`Fault::CloseAfter`] for `verb`.
+    pub fn close_after(verb: &str) -> Fault {
+        Fault::CloseAfter(verb.to_string())
+    }
+
+    /// [`Fault::AuthScript`] from text lines (each sent as given, CRLF included).
+    pub fn auth_script<S: AsRef<[u8]>>(lines: impl IntoIterator<Item = S>) -> Fault {
+        Fault::AuthScript(lines.into_iter().map(|l| l.as_ref().to_vec()).collect())
+    }
 }
+
+/// How long an [`Fault::Endless`] answer goes on at most.
+pub const ENDLESS_LIMIT: Duration = Duration::from_secs(30);
+
+/// How many bytes an [`Fault::Endless`] flood sends at most.
+pub const ENDLESS_MAX_BYTES: usize = 256 << 20;
+
+/// The OAuth access token the server accepts for XOAUTH2 unless told otherwise.
+pub const OAUTH_TOKEN: &str = "ya29.test-access-token";
+
+/// The JSON a refused XOAUTH2 token gets as a challenge (Google's format).
+pub const OAUTH_ERROR_JSON: &str =
+    r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#;
+
+/// The challenge the server sends for CRAM-MD5 (RFC 2195 style).
+pub const CRAM_CHALLENGE: &str = "<1896.697170952@pop3.test>";
 
 /// One message in the mailbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,6 +322,7 @@ struct Config {
     password: String,
     greeting: String,
     io_timeout: Duration,
+    oauth_token: String,
 }
 
 /// State shared by the accept loop, the connection threads and the test.
@@ -275,6 +353,9 @@ pub struct ServerBuilder {
     max_connections: usize,
     time_limit: Duration,
     io_timeout: Duration,
+    oauth_token: String,
+    tls12_only: bool,
+    client_ca: Option<Identity>,
 }
 
 impl Default for ServerBuilder {
@@ -293,6 +374,9 @@ impl Default for ServerBuilder {
             max_connections: 8,
             time_limit: Duration::from_secs(60),
             io_timeout: Duration::from_secs(10),
+            oauth_token: OAUTH_TOKEN.to_string(),
+            tls12_only: false,
+            client_ca: None,
         }
     }
 }
@@ -372,9 +456,30 @@ impl ServerBuilder {
         self
     }
 
+    /// The OAuth access token XOAUTH2 accepts (default [`OAUTH_TOKEN`]).
+    pub fn oauth_token(mut self, token: &str) -> Self {
+        self.oauth_token = token.to_string();
+        self
+    }
+
+    /// Speak only TLS 1.2 (default: 1.2 and 1.3).
+    pub fn tls12_only(mut self) -> Self {
+        self.tls12_only = true;
+        self
+    }
+
+    /// Require a client certificate signed by `ca` in the TLS handshake.
+    pub fn require_client_cert(mut self, ca: &Identity) -> Self {
+        self.client_ca = Some(ca.clone());
+        self
+    }
+
     /// Bind `127.0.0.1:0` and start the accept loop.
     pub fn start(self) -> TestServer {
-        let tls_config = self.identity.as_ref().map(server_config);
+        let tls_config = self
+            .identity
+            .as_ref()
+            .map(|id| server_config(id, self.tls12_only, self.client_ca.as_ref()));
         assert!(
             self.tls == TlsMode::None || tls_config.is_some(),
             "a TLS mode needs a certificate"
@@ -393,6 +498,7 @@ impl ServerBuilder {
                 password: self.password,
                 greeting: self.greeting,
                 io_timeout: self.io_timeout,
+                oauth_token: self.oauth_token,
             },
             mailbox: Mutex::new(self.messages),
             faults: Mutex::new(self.faults),
@@ -418,12 +524,32 @@ impl ServerBuilder {
     }
 }
 
-fn server_config(identity: &Identity) -> Arc<ServerConfig> {
+fn server_config(
+    identity: &Identity,
+    tls12_only: bool,
+    client_ca: Option<&Identity>,
+) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("TLS versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.cert()).expect("client CA");
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("client certificate verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(vec![identity.cert()], identity.key())
         .expect("server certificate");
     Arc::new(config)
@@ -708,7 +834,18 @@ fn serve(shared: &Arc<Shared>, tcp: TcpStream, idx: usize) -> io::Result<()> {
         drop_connection(conn);
         return Ok(());
     }
-    send(&mut conn, format!("{}\r\n", config.greeting).as_bytes())?;
+    match hostile("GREETING", &mut conn, &faults)? {
+        Some(Next::Continue) => {}
+        Some(_) => {
+            drop_connection(conn);
+            return Ok(());
+        }
+        None => send(&mut conn, format!("{}\r\n", config.greeting).as_bytes())?,
+    }
+    if closes_after("GREETING", &faults) {
+        drop_connection(conn);
+        return Ok(());
+    }
 
     loop {
         let Some(line) = read_line(&mut conn)? else {
@@ -821,6 +958,63 @@ fn drops_before(verb: &str, faults: &[Fault]) -> bool {
         .any(|f| matches!(f, Fault::DropBeforeReply(v) if v.eq_ignore_ascii_case(verb)))
 }
 
+fn closes_after(verb: &str, faults: &[Fault]) -> bool {
+    faults
+        .iter()
+        .any(|f| matches!(f, Fault::CloseAfter(v) if v.eq_ignore_ascii_case(verb)))
+}
+
+/// The [`Fault::Reply`] or [`Fault::Endless`] answer for `verb`, if there is one: `None`
+/// when the verb is to be answered as usual.
+fn hostile(verb: &str, conn: &mut Conn, faults: &[Fault]) -> io::Result<Option<Next>> {
+    for fault in faults {
+        match fault {
+            Fault::Reply { verb: v, bytes } if v.eq_ignore_ascii_case(verb) => {
+                send(conn, bytes)?;
+                return Ok(Some(Next::Continue));
+            }
+            Fault::Endless {
+                verb: v,
+                prefix,
+                fill,
+                every,
+            } if v.eq_ignore_ascii_case(verb) => {
+                endless(conn, prefix, fill, *every);
+                return Ok(Some(Next::Drop));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Send `prefix`, then `fill` over and over (see [`Fault::Endless`]). Write errors (the
+/// client went away) end it.
+fn endless(conn: &mut Conn, prefix: &[u8], fill: &[u8], every: Duration) {
+    assert!(!fill.is_empty(), "Fault::Endless needs something to send");
+    if send(conn, prefix).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + ENDLESS_LIMIT;
+    if every.is_zero() {
+        let chunk: Vec<u8> = fill.iter().copied().cycle().take(64 * 1024).collect();
+        let mut sent = 0;
+        while sent < ENDLESS_MAX_BYTES && Instant::now() < deadline {
+            if send(conn, &chunk).is_err() {
+                return;
+            }
+            sent += chunk.len();
+        }
+    } else {
+        for &byte in fill.iter().cycle() {
+            if Instant::now() >= deadline || send(conn, &[byte]).is_err() {
+                return;
+            }
+            thread::sleep(every);
+        }
+    }
+}
+
 /// One connection's POP3 state.
 struct Session {
     shared: Arc<Shared>,
@@ -859,17 +1053,54 @@ impl Session {
             });
     }
 
-    /// Answer one command.
+    /// Answer one command, with the faults that apply to it.
     fn handle(&mut self, conn: &mut Conn, line: &str) -> io::Result<Next> {
-        let (verb, arg) = match line.split_once(' ') {
-            Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
-            None => (line.to_ascii_uppercase(), ""),
-        };
+        let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
         let faults = self.faults();
         self.stall(&verb, &faults);
         if drops_before(&verb, &faults) {
             return Ok(Next::Drop);
         }
+        if let Some(next) = hostile(&verb, conn, &faults)? {
+            return Ok(next);
+        }
+        if verb == "AUTH" && self.maildrop.is_none() {
+            let script = faults.iter().find_map(|f| match f {
+                Fault::AuthScript(lines) => Some(lines.clone()),
+                _ => None,
+            });
+            if let Some(script) = script {
+                return self.auth_script(conn, &script);
+            }
+        }
+        let next = self.answer(conn, line, &faults)?;
+        if matches!(next, Next::Continue) && closes_after(&verb, &faults) {
+            return Ok(Next::Drop);
+        }
+        Ok(next)
+    }
+
+    /// Send the lines of a [`Fault::AuthScript`], reading a client line after each
+    /// challenge.
+    fn auth_script(&mut self, conn: &mut Conn, script: &[Vec<u8>]) -> io::Result<Next> {
+        for line in script {
+            send(conn, line)?;
+            if line.starts_with(b"+") && !line.starts_with(b"+OK") {
+                let Some(answer) = read_line(conn)? else {
+                    return Ok(Next::Close);
+                };
+                self.record(&answer);
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Answer one command as a (fault-free) server would.
+    fn answer(&mut self, conn: &mut Conn, line: &str, faults: &[Fault]) -> io::Result<Next> {
+        let (verb, arg) = match line.split_once(' ') {
+            Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
+            None => (line.to_ascii_uppercase(), ""),
+        };
         let config = &self.shared.config;
         let reply = match verb.as_str() {
             "CAPA" => {
@@ -898,7 +1129,7 @@ impl Session {
                     "-ERR TLS not available right now\r\n".to_string()
                 } else {
                     let mut out = b"+OK Begin TLS negotiation\r\n".to_vec();
-                    for fault in &faults {
+                    for fault in faults {
                         if let Fault::ExtraAfterStls(extra) = fault {
                             out.extend_from_slice(extra);
                         }
@@ -1032,26 +1263,50 @@ impl Session {
         "+OK maildrop locked and ready\r\n".to_string()
     }
 
-    /// AUTH (RFC 5034) with PLAIN only. `None` when the client went away mid-exchange.
+    /// AUTH (RFC 5034) with PLAIN (RFC 4616), LOGIN, CRAM-MD5 (RFC 2195) and XOAUTH2
+    /// (Google's form, also the two-step form Microsoft 365 uses). `None` when the client
+    /// went away mid-exchange.
     fn auth(&mut self, conn: &mut Conn, arg: &str) -> io::Result<Option<String>> {
         let mut args = arg.split_whitespace();
         let Some(mechanism) = args.next() else {
-            return Ok(Some(multiline("+OK mechanisms follow", &["PLAIN"])));
+            return Ok(Some(multiline(
+                "+OK mechanisms follow",
+                &["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"],
+            )));
         };
-        if !mechanism.eq_ignore_ascii_case("PLAIN") {
-            return Ok(Some("-ERR unsupported mechanism\r\n".to_string()));
+        let initial = args.next().map(str::to_string);
+        match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => self.auth_plain(conn, initial),
+            "LOGIN" => self.auth_login(conn, initial),
+            "CRAM-MD5" => self.auth_cram_md5(conn),
+            "XOAUTH2" => self.auth_xoauth2(conn, initial),
+            _ => Ok(Some("-ERR unsupported mechanism\r\n".to_string())),
         }
-        let response = match args.next() {
+    }
+
+    /// Send one SASL challenge (`payload` base64-encoded) and read the client's answer,
+    /// recorded. `Ok(None)`: the client went away.
+    fn challenge(&mut self, conn: &mut Conn, payload: &[u8]) -> io::Result<Option<String>> {
+        send(conn, format!("+ {}\r\n", base64_encode(payload)).as_bytes())?;
+        let Some(line) = read_line(conn)? else {
+            return Ok(None);
+        };
+        self.record(&line);
+        Ok(Some(line))
+    }
+
+    fn auth_plain(
+        &mut self,
+        conn: &mut Conn,
+        initial: Option<String>,
+    ) -> io::Result<Option<String>> {
+        let response = match initial.as_deref() {
             Some("=") => String::new(),
             Some(initial) => initial.to_string(),
-            None => {
-                send(conn, b"+ \r\n")?;
-                let Some(line) = read_line(conn)? else {
-                    return Ok(None);
-                };
-                self.record(&line);
-                line
-            }
+            None => match self.challenge(conn, b"")? {
+                Some(line) => line,
+                None => return Ok(None),
+            },
         };
         if response == "*" {
             return Ok(Some("-ERR AUTH cancelled\r\n".to_string()));
@@ -1067,6 +1322,94 @@ impl Session {
             &String::from_utf8_lossy(user),
             &String::from_utf8_lossy(password),
         )))
+    }
+
+    /// LOGIN (draft-murchison-sasl-login): "Username:", then "Password:".
+    fn auth_login(
+        &mut self,
+        conn: &mut Conn,
+        initial: Option<String>,
+    ) -> io::Result<Option<String>> {
+        let user = match initial {
+            Some(user) => user,
+            None => match self.challenge(conn, b"Username:")? {
+                Some(line) => line,
+                None => return Ok(None),
+            },
+        };
+        let Some(password) = self.challenge(conn, b"Password:")? else {
+            return Ok(None);
+        };
+        if user == "*" || password == "*" {
+            return Ok(Some("-ERR AUTH cancelled\r\n".to_string()));
+        }
+        match (base64_decode(&user), base64_decode(&password)) {
+            (Some(user), Some(password)) => Ok(Some(self.login(
+                &String::from_utf8_lossy(&user),
+                &String::from_utf8_lossy(&password),
+            ))),
+            _ => Ok(Some("-ERR bad base64\r\n".to_string())),
+        }
+    }
+
+    /// CRAM-MD5 (RFC 2195): the client answers `user SP hex(HMAC-MD5(password, challenge))`.
+    fn auth_cram_md5(&mut self, conn: &mut Conn) -> io::Result<Option<String>> {
+        let Some(line) = self.challenge(conn, CRAM_CHALLENGE.as_bytes())? else {
+            return Ok(None);
+        };
+        if line == "*" {
+            return Ok(Some("-ERR AUTH cancelled\r\n".to_string()));
+        }
+        let Some(decoded) = base64_decode(&line) else {
+            return Ok(Some("-ERR bad base64\r\n".to_string()));
+        };
+        let decoded = String::from_utf8_lossy(&decoded).into_owned();
+        let Some((user, digest)) = decoded.rsplit_once(' ') else {
+            return Ok(Some("-ERR bad CRAM-MD5 response\r\n".to_string()));
+        };
+        let config = &self.shared.config;
+        if user != config.user || digest != cram_md5_digest(&config.password, CRAM_CHALLENGE) {
+            return Ok(Some(
+                "-ERR [AUTH] invalid user name or password\r\n".to_string(),
+            ));
+        }
+        let (user, password) = (config.user.clone(), config.password.clone());
+        Ok(Some(self.login(&user, &password)))
+    }
+
+    /// XOAUTH2: `user=U ^A auth=Bearer T ^A ^A`, inline or after an empty challenge. A
+    /// refused token gets [`OAUTH_ERROR_JSON`] as a challenge, an (expected empty) client
+    /// line, then `-ERR`.
+    fn auth_xoauth2(
+        &mut self,
+        conn: &mut Conn,
+        initial: Option<String>,
+    ) -> io::Result<Option<String>> {
+        let response = match initial {
+            Some(initial) => initial,
+            None => {
+                // Microsoft 365 sends a bare "+ " here.
+                send(conn, b"+ \r\n")?;
+                let Some(line) = read_line(conn)? else {
+                    return Ok(None);
+                };
+                self.record(&line);
+                line
+            }
+        };
+        let config = &self.shared.config;
+        let expected = format!(
+            "user={}\x01auth=Bearer {}\x01\x01",
+            config.user, config.oauth_token
+        );
+        if base64_decode(&response).is_some_and(|d| d == expected.as_bytes()) {
+            let (user, password) = (config.user.clone(), config.password.clone());
+            return Ok(Some(self.login(&user, &password)));
+        }
+        if self.challenge(conn, OAUTH_ERROR_JSON.as_bytes())?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some("-ERR [AUTH] invalid credentials\r\n".to_string()))
     }
 
     /// RFC 1939 UPDATE state: remove the marked messages from the shared mailbox.
@@ -1168,6 +1511,19 @@ fn top(body: &[u8], lines: usize) -> Vec<u8> {
         out.extend_from_slice(line);
     }
     out
+}
+
+/// Lowercase hex of HMAC-MD5(password, challenge), the CRAM-MD5 digest.
+fn cram_md5_digest(password: &str, challenge: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<md5::Md5> as KeyInit>::new_from_slice(password.as_bytes())
+        .expect("HMAC takes any key");
+    mac.update(challenge.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Standard base64 (RFC 4648) with padding; `None` on anything else.
@@ -1316,6 +1672,10 @@ mod tests {
 
         fn login(&mut self) {
             assert!(self.text().starts_with("+OK"));
+            self.login_after_greeting();
+        }
+
+        fn login_after_greeting(&mut self) {
             assert!(self.cmd(&format!("USER {USER}")).starts_with("+OK"));
             assert!(self.cmd(&format!("PASS {PASSWORD}")).starts_with("+OK"));
         }
@@ -1489,7 +1849,128 @@ mod tests {
         assert!(c.cmd(&base64_encode(b"\0alice\0wrong")).starts_with("-ERR"));
         assert!(c.cmd("AUTH PLAIN").starts_with("+ "));
         assert!(c.cmd("*").starts_with("-ERR"));
-        assert!(c.cmd("AUTH CRAM-MD5").starts_with("-ERR"));
+        assert!(c.cmd("AUTH SCRAM-SHA-256").starts_with("-ERR"));
+    }
+
+    #[test]
+    fn auth_login_cram_md5_and_xoauth2() {
+        let server = TestServer::builder()
+            .capa(["UIDL", "SASL PLAIN LOGIN CRAM-MD5 XOAUTH2"])
+            .start();
+        // LOGIN: user name and password in answer to two challenges.
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        assert_eq!(
+            c.cmd("AUTH LOGIN"),
+            format!("+ {}\r\n", base64_encode(b"Username:"))
+        );
+        assert_eq!(
+            c.cmd(&base64_encode(b"alice")),
+            format!("+ {}\r\n", base64_encode(b"Password:"))
+        );
+        assert!(
+            c.cmd(&base64_encode(PASSWORD.as_bytes()))
+                .starts_with("+OK")
+        );
+        // CRAM-MD5: RFC 2195's example digest with its own challenge and secret.
+        assert_eq!(
+            cram_md5_digest(
+                "tanstaaftanstaaf",
+                "<1896.697170952@postoffice.reston.mci.net>"
+            ),
+            "b913a602c7eda7a495b4e6e7334d3890"
+        );
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        let challenge = c.cmd("AUTH CRAM-MD5");
+        assert_eq!(
+            challenge,
+            format!("+ {}\r\n", base64_encode(CRAM_CHALLENGE.as_bytes()))
+        );
+        let digest = cram_md5_digest(PASSWORD, CRAM_CHALLENGE);
+        assert!(
+            c.cmd(&base64_encode(format!("alice {digest}").as_bytes()))
+                .starts_with("+OK")
+        );
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        assert!(c.cmd("AUTH CRAM-MD5").starts_with("+ "));
+        assert!(
+            c.cmd(&base64_encode(b"alice 00"))
+                .starts_with("-ERR [AUTH]")
+        );
+        // XOAUTH2 inline, two-step, and refused with the JSON challenge.
+        let good =
+            base64_encode(format!("user=alice\x01auth=Bearer {OAUTH_TOKEN}\x01\x01").as_bytes());
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        assert!(c.cmd(&format!("AUTH XOAUTH2 {good}")).starts_with("+OK"));
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        assert_eq!(c.cmd("AUTH XOAUTH2"), "+ \r\n");
+        assert!(c.cmd(&good).starts_with("+OK"));
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        let bad = base64_encode(b"user=alice\x01auth=Bearer nope\x01\x01");
+        assert_eq!(
+            c.cmd(&format!("AUTH XOAUTH2 {bad}")),
+            format!("+ {}\r\n", base64_encode(OAUTH_ERROR_JSON.as_bytes()))
+        );
+        assert!(c.cmd("").starts_with("-ERR [AUTH]"));
+        // (The clients above are still connected: do not wait for idle.)
+        let commands = server.commands_now();
+        assert!(commands.iter().any(|c| c.line.is_empty()), "{commands:?}");
+    }
+
+    #[test]
+    fn reply_endless_close_after_and_auth_script_faults() {
+        let server = TestServer::builder()
+            .fault(Fault::reply(
+                "GREETING",
+                b"HTTP/1.1 400 Bad Request\r\n\r\n",
+            ))
+            .fault(Fault::reply("STAT", b"+OK -1 -1\r\n"))
+            .fault(Fault::auth_script([
+                "+ Zm9v\r\n",
+                "-ERR [SYS/TEMP] later\r\n",
+            ]))
+            .fault(Fault::close_after("NOOP"))
+            .start();
+        let mut c = Client::connect(&server);
+        assert_eq!(c.text(), "HTTP/1.1 400 Bad Request\r\n");
+        assert_eq!(c.text(), "\r\n");
+        assert_eq!(c.cmd("AUTH PLAIN x"), "+ Zm9v\r\n");
+        assert_eq!(c.cmd("whatever"), "-ERR [SYS/TEMP] later\r\n");
+        c.login_after_greeting();
+        assert_eq!(c.cmd("STAT"), "+OK -1 -1\r\n");
+        assert!(c.cmd("NOOP").starts_with("+OK"));
+        assert_eq!(c.line(), b"", "closed after NOOP");
+        assert_eq!(server.commands()[1].line, "whatever");
+
+        // A flood of bytes without a line end, and a drip.
+        server.set_faults(vec![Fault::flood("GREETING", b"+OK ", b"A")]);
+        let mut c = Client::connect(&server);
+        let mut buf = vec![0u8; 1 << 20];
+        c.stream.read_exact(&mut buf).unwrap();
+        assert!(buf.starts_with(b"+OK AAAA") && !buf.contains(&b'\n'));
+        drop(c);
+        server.set_faults(vec![Fault::drip(
+            "GREETING",
+            b"",
+            b"+OK",
+            Duration::from_millis(50),
+        )]);
+        let mut c = Client::connect(&server);
+        let start = Instant::now();
+        let mut buf = [0u8; 4];
+        c.stream.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+OK+");
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        drop(c);
+        server.set_faults(vec![Fault::close_after("GREETING")]);
+        let mut c = Client::connect(&server);
+        assert!(c.text().starts_with("+OK"));
+        assert_eq!(c.line(), b"");
     }
 
     #[test]
