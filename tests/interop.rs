@@ -576,3 +576,190 @@ fn interop_list_shows_new_and_seen() {
     assert_eq!(list(&client), expect(&listing, 8));
     assert_eq!(client.delivered().len(), 8, "list delivered mail");
 }
+
+/// Every login mechanism Dovecot offers logs in for real, over implicit TLS and over STLS;
+/// over plaintext, `auth = "auto"` picks a mechanism that does not reveal the password.
+#[test]
+fn interop_every_mechanism_logs_in() {
+    let Some(dc) = Dovecot::start(&[(USER, PASS)]) else {
+        return;
+    };
+    let msgs = corpus::generate(3, 11);
+    dc.add_messages(USER, msgs.iter().map(|m| m.bytes.as_slice()));
+    let expected: Vec<&Message> = msgs.iter().collect();
+    let mechanisms = [
+        "scram-sha-256",
+        "scram-sha-1",
+        "cram-md5",
+        "apop",
+        "plain",
+        "login",
+        "user",
+    ];
+    for mech in mechanisms {
+        for tls in ["implicit", "starttls"] {
+            let auth = format!("auth = \"{mech}\"");
+            let client = Client::new(&dc, tls, &[&auth]);
+            let out = client
+                .cmd()
+                .arg("-c")
+                .arg(&client.config)
+                .args(["-vv", "fetch", "dove"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{mech}/{tls}: {}\n{stderr}",
+                out.status
+            );
+            assert!(
+                stderr.contains(&format!("logging in with {mech}")),
+                "{mech}/{tls}: {stderr}"
+            );
+            assert!(!stderr.contains(PASS), "{mech}/{tls}: the password leaked");
+            check_delivered(&client.delivered(), &expected);
+        }
+    }
+    // Plaintext: auto must not choose PLAIN, LOGIN or USER without permission.
+    let client = Client::new(&dc, "starttls", &[]);
+    let text = fs::read_to_string(&client.config)
+        .unwrap()
+        .replace("tls = \"starttls\"", "tls = \"none\"");
+    fs::write(&client.config, text).unwrap();
+    let out = client
+        .cmd()
+        .arg("-c")
+        .arg(&client.config)
+        .args(["-vv", "fetch", "dove"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("logging in with scram-sha-256"), "{stderr}");
+    check_delivered(&client.delivered(), &expected);
+}
+
+/// A client whose config has no `deliver.maildir` line yet (`extra` replaces it); its
+/// Maildir exists, for MDAs that deliver into it.
+fn mda_client(dc: &Dovecot, extra: &str) -> Client {
+    let client = Client::new(dc, "implicit", &[]);
+    let text = fs::read_to_string(&client.config).unwrap();
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("deliver.maildir"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + extra;
+    fs::write(&client.config, text).unwrap();
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(client.maildir.join(sub)).unwrap();
+    }
+    client
+}
+
+/// procmail (the classic MDA) and maildrop deliver the Dovecot corpus intact.
+#[test]
+fn interop_procmail_and_maildrop() {
+    let Some(dc) = Dovecot::start(&[(USER, PASS)]) else {
+        return;
+    };
+    let msgs = corpus::generate(60, 23);
+    dc.add_messages(USER, msgs.iter().map(|m| m.bytes.as_slice()));
+    let expected: Vec<&Message> = msgs.iter().collect();
+    let mut ran = 0;
+    for (tool, make) in [("procmail", "procmailrc"), ("maildrop", "mailfilter")] {
+        if crate::support::dovecot::find_tool(tool).is_none() {
+            assert!(
+                std::env::var("POP3_REQUIRE_DOVECOT").as_deref() != Ok("1"),
+                "{tool} is not installed (apt-get install {tool})"
+            );
+            eprintln!("notice: {tool} not installed; skipped");
+            continue;
+        }
+        let client = mda_client(&dc, "");
+        let rc_path = client.home.path().join(make);
+        let maildir = format!("{}/", client.maildir.display());
+        let mda = match tool {
+            "procmail" => {
+                fs::write(&rc_path, format!("DEFAULT={maildir}\n")).unwrap();
+                format!(
+                    "deliver.mda = [\"procmail\", \"-m\", {}]\n",
+                    toml_str(&rc_path.display().to_string())
+                )
+            }
+            _ => {
+                fs::write(&rc_path, format!("to \"{maildir}\"\n")).unwrap();
+                fs::set_permissions(&rc_path, fs::Permissions::from_mode(0o600)).unwrap();
+                format!(
+                    "deliver.mda = [\"maildrop\", {}]\n",
+                    toml_str(&rc_path.display().to_string())
+                )
+            }
+        };
+        let text = fs::read_to_string(&client.config).unwrap() + &mda;
+        fs::write(&client.config, text).unwrap();
+        client.fetch(&dc, &[]);
+        check_delivered(&client.delivered(), &expected);
+        // Nothing new the second time.
+        client.fetch(&dc, &[]);
+        assert_eq!(client.delivered().len(), msgs.len(), "{tool}");
+        ran += 1;
+    }
+    eprintln!("MDAs run: {ran}");
+}
+
+/// mbox delivery of the Dovecot corpus: mboxrd quoting undone, every message intact.
+#[test]
+fn interop_mbox() {
+    let Some(dc) = Dovecot::start(&[(USER, PASS)]) else {
+        return;
+    };
+    let msgs = corpus::generate(80, 31);
+    dc.add_messages(USER, msgs.iter().map(|m| m.bytes.as_slice()));
+    let client = mda_client(&dc, "");
+    let mbox = client.home.path().join("inbox.mbox");
+    let text = fs::read_to_string(&client.config).unwrap()
+        + &format!("deliver.mbox = {}\n", toml_str(&mbox.display().to_string()));
+    fs::write(&client.config, text).unwrap();
+    client.fetch(&dc, &[]);
+    client.fetch(&dc, &[]);
+    let data = fs::read(&mbox).unwrap();
+    // Split at "From " lines that follow a blank line (or start the file), undo mboxrd.
+    let split = client.home.path().join("split");
+    fs::create_dir_all(&split).unwrap();
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    let mut prev_blank = true;
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if prev_blank && line.starts_with(b"From ") {
+            messages.push(Vec::new());
+            prev_blank = false;
+            continue;
+        }
+        let current = messages
+            .last_mut()
+            .expect("the mbox starts with a From line");
+        let unquoted = if line.starts_with(b">") {
+            let gts = line.iter().take_while(|&&b| b == b'>').count();
+            if line[gts..].starts_with(b"From ") {
+                &line[1..]
+            } else {
+                line
+            }
+        } else {
+            line
+        };
+        current.extend_from_slice(unquoted);
+        prev_blank = line == b"\n";
+    }
+    let mut files = Vec::new();
+    for (i, mut m) in messages.into_iter().enumerate() {
+        // The writer's separator: one blank line after each message.
+        assert!(m.ends_with(b"\n\n"), "message {i} lacks its blank line");
+        m.pop();
+        let path = split.join(format!("{i:04}"));
+        fs::write(&path, m).unwrap();
+        files.push(path);
+    }
+    check_delivered(&files, &msgs.iter().collect::<Vec<_>>());
+}
