@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::TlsMode;
 
-/// Fetch mail from POP3 servers into a Maildir, safely: TLS always verified, a message is
-/// marked seen only after it is on disk, and deleted only after that.
+/// Fetch mail from POP3 servers into a Maildir, an mbox or a delivery command, safely: TLS
+/// always verified, a message is marked seen only after it is on disk, and deleted only after
+/// that.
 #[derive(Debug, Parser)]
 #[command(name = "pop3", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

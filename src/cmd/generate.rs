@@ -156,6 +156,11 @@ shell) or a string (run with \fBsh -c\fR).
 \fBpassword.env\fR
 The name of an environment variable holding the password.
 .TP
+\fBpassword.keyring = true\fR
+The system keyring (Secret Service on Linux, Keychain on macOS), where \fBpop3 password set
+\fIACCOUNT\fR stores it (service \fBpop3\fR, user \fIlogin\fB@\fIhost\fR). Without a
+session bus (cron, ssh) this fails at once with a message naming the other sources.
+.TP
 \fBpassword.prompt = true\fR
 Ask on the terminal.
 .PP
