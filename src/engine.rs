@@ -35,7 +35,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
 use crate::proto::command::Command;
 use crate::proto::{MessageNumber, Uid};
-use crate::secret;
 use crate::session::{self, Connected};
 use crate::state::lock::AccountLock;
 use crate::state::uidl::SeenState;
@@ -252,12 +251,7 @@ pub struct CheckSummary {
 pub fn check(account: &Account) -> Result<CheckSummary> {
     let (state_path, _) = state_paths(account)?;
     let state = SeenState::load(&state_path)?;
-    let password = secret::obtain(account)?;
-    let Connected {
-        mut session, caps, ..
-    } = session::login(account, &password)?;
-    drop(password);
-    let listing = session.listing(caps.pipelining)?;
+    let (Connected { session, .. }, listing) = session::login_and_list(account)?;
     session.quit()?;
     let policy = Policy {
         keep: true,
@@ -310,13 +304,12 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     if let Some(sink) = sink.as_deref_mut() {
         recover(account, &mut state, sink)?;
     }
-    let password = secret::obtain(account)?;
-
-    let Connected {
-        mut session, caps, ..
-    } = session::login(account, &password)?;
-    drop(password);
-    let listing = session.listing(caps.pipelining)?;
+    let (
+        Connected {
+            mut session, caps, ..
+        },
+        listing,
+    ) = session::login_and_list(account)?;
     let policy = Policy {
         all: opts.all,
         limit: opts.limit,

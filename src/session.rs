@@ -4,7 +4,7 @@
 
 use log::debug;
 
-use crate::client::{Authorization, Session, Transaction};
+use crate::client::{Authorization, Listed, Session, Transaction};
 use crate::config::{Account, AuthMech, TlsMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Stream, tls};
@@ -27,7 +27,6 @@ fn no_client() -> Error {
     Error::new(ErrorKind::Internal, "TLS wanted but no TLS client given")
 }
 
-/// Connect, secure the connection as the account says, and log in.
 /// A secured connection before login, with everything `pop3 probe` shows.
 pub struct Opened {
     pub session: Session<Stream, Authorization>,
@@ -111,6 +110,16 @@ pub fn open_with(account: &Account, client: Option<tls::Client>) -> Result<Opene
         caps_before_stls,
         tls: client,
     })
+}
+
+/// Get the password, log in and list the mailbox (UIDL and LIST): where `fetch`, `check`
+/// and `list` all begin. The password is dropped as soon as the login is done.
+pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
+    let password = crate::secret::obtain(account)?;
+    let mut connected = login(account, &password)?;
+    drop(password);
+    let listing = connected.session.listing(connected.caps.pipelining)?;
+    Ok((connected, listing))
 }
 
 /// Connect, secure the connection as the account says, and log in.

@@ -15,7 +15,6 @@ use crate::engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
 use crate::proto::command::Command;
-use crate::secret;
 use crate::session::{self, Connected};
 use crate::state::uidl::SeenState;
 use crate::ui::sanitize::sanitize;
@@ -42,12 +41,12 @@ pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let account = ctx.config.resolve(name.as_deref(), &over)?;
     let (state_path, _) = engine::state_paths(&account)?;
     let state = SeenState::load(&state_path)?;
-    let password = secret::obtain(&account)?;
-    let Connected {
-        mut session, caps, ..
-    } = session::login(&account, &password)?;
-    drop(password);
-    let listing = session.listing(caps.pipelining)?;
+    let (
+        Connected {
+            mut session, caps, ..
+        },
+        listing,
+    ) = session::login_and_list(&account)?;
     let headers = if caps.top {
         fetch_headers(&mut session, &listing, caps.pipelining)?
     } else {

@@ -180,23 +180,11 @@ impl SeenState {
             // Everything is already durable.
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(fresh.len() * 40 + HEADER.len() + 1);
-        if self.valid_len == 0 {
-            buf.extend_from_slice(HEADER);
-            buf.push(b'\n');
-        }
-        for uid in &fresh {
-            encode_record(&mut buf, now, uid);
-        }
-        self.append(&buf).map_err(|e| {
-            Error::with_source(
-                ErrorKind::Io,
-                format!("cannot write UIDL state {}", self.path.display()),
-                e,
-            )
+        self.append_lines(fresh.len(), true, |buf| {
+            for uid in &fresh {
+                encode_record(buf, now, uid);
+            }
         })?;
-        self.valid_len += buf.len() as u64;
-        self.file_records += fresh.len();
         for uid in fresh {
             self.seen.insert(uid.clone(), now);
         }
@@ -211,19 +199,32 @@ impl SeenState {
         if items.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(items.len() * 80 + HEADER.len() + 1);
+        self.append_lines(items.len(), sync, |buf| {
+            for (uid, token) in items {
+                buf.extend_from_slice(b"? ");
+                encode_record(buf, now, uid);
+                buf.pop();
+                buf.push(b' ');
+                encode_bytes(buf, token.as_bytes());
+                buf.push(b'\n');
+            }
+        })
+    }
+
+    /// Append `lines` journal lines written by `write` (after the header, for a new file)
+    /// with one write, and one fsync when `sync`.
+    fn append_lines(
+        &mut self,
+        lines: usize,
+        sync: bool,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<()> {
+        let mut buf = Vec::with_capacity(lines * 80 + HEADER.len() + 1);
         if self.valid_len == 0 {
             buf.extend_from_slice(HEADER);
             buf.push(b'\n');
         }
-        for (uid, token) in items {
-            buf.extend_from_slice(b"? ");
-            encode_record(&mut buf, now, uid);
-            buf.pop();
-            buf.push(b' ');
-            encode_bytes(&mut buf, token.as_bytes());
-            buf.push(b'\n');
-        }
+        write(&mut buf);
         self.write_journal(&buf, sync).map_err(|e| {
             Error::with_source(
                 ErrorKind::Io,
@@ -232,7 +233,7 @@ impl SeenState {
             )
         })?;
         self.valid_len += buf.len() as u64;
-        self.file_records += items.len();
+        self.file_records += lines;
         Ok(())
     }
 
@@ -272,11 +273,6 @@ impl SeenState {
             .collect();
         self.record(&done, now)?;
         self.rewrite()
-    }
-
-    /// Append `buf` to the journal with one write and one fsync.
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write_journal(buf, true)
     }
 
     /// Append `buf` to the journal with one write, and an fsync when `sync`.
