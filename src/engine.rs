@@ -480,8 +480,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     session.quit()?;
     // RFC 1939 section 6: deletions happen in the UPDATE state, after QUIT's +OK.
     summary.deleted = deleted;
-    let on_server: HashSet<&Uid> = listing.iter().map(|m| &m.uid).collect();
-    if let Err(e) = state.prune(|uid| on_server.contains(uid)) {
+    if let Err(e) = forget_departed(&mut state, &listing) {
         warn!("{}: could not prune the state file: {e}", account.name);
     }
     if !refused.is_empty() {
@@ -624,6 +623,18 @@ impl<'a> Committer<'a> {
             .extend(staged.iter().map(|(i, _, bytes)| (*i, *bytes)));
         Ok(())
     }
+}
+
+/// Forget the recorded UIDLs that are no longer on the server. In the common case (every
+/// recorded UIDL is still listed) this costs one lookup per listed message and builds no
+/// set; `prune` may still compact the file.
+fn forget_departed(state: &mut SeenState, listing: &[Listed]) -> Result<()> {
+    let still_listed = listing.iter().filter(|m| state.contains(&m.uid)).count();
+    if still_listed == state.len() {
+        return state.prune(|_| true);
+    }
+    let on_server: HashSet<&Uid> = listing.iter().map(|m| &m.uid).collect();
+    state.prune(|uid| on_server.contains(uid))
 }
 
 /// Settle deliveries that a killed run started but did not record: ask the sink which of

@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
     }
     if args.check {
         if !ctx.quiet {
-            println!(
+            outln!(
                 "{}: {} account{} OK",
                 path.display(),
                 resolved.len(),
@@ -36,13 +36,13 @@ pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         let all: Vec<_> = resolved.iter().map(to_json).collect();
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }
     for a in &resolved {
-        println!("[{}]", a.name);
+        outln!("[{}]", a.name);
         for (key, value) in describe(a) {
-            println!("  {key:<10} {value}");
+            outln!("  {key:<10} {value}");
         }
     }
     Ok(ExitCode::SUCCESS)

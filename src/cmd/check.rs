@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             Ok((account, c)) => {
                 any_new |= c.new > 0;
                 if args.json {
-                    println!(
+                    outln!(
                         "{}",
                         json!({
                             "account": account.name,
@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                         })
                     );
                 } else if !ctx.quiet {
-                    println!(
+                    outln!(
                         "{}: {} new message{} ({} bytes), {} on the server",
                         account.name,
                         c.new,
@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 if args.json {
-                    println!("{}", super::json_error(label, &e));
+                    outln!("{}", super::json_error(label, &e));
                 }
                 report(label, &e);
                 failed.get_or_insert(e.kind().exit_code());

@@ -155,7 +155,7 @@ impl Output<'_> {
         match result {
             Ok((account, s)) => {
                 if self.json {
-                    println!("{}", summary_json(&account.name, s));
+                    outln!("{}", summary_json(&account.name, s));
                 } else if self.dry_run {
                     print_plan(&account.name, s);
                 } else if self.ctx.verbose > 0 && !self.ctx.quiet {
@@ -174,7 +174,7 @@ impl Output<'_> {
             }
             Err(e) => {
                 if self.json {
-                    println!("{}", super::json_error(label, e));
+                    outln!("{}", super::json_error(label, e));
                 }
                 print(&|| report(label, e));
                 e.kind().exit_code()
@@ -288,21 +288,21 @@ fn describe(s: &Summary) -> String {
 
 /// `--dry-run`: the plan on stdout.
 fn print_plan(account: &str, s: &Summary) {
-    println!("{account}: {} messages on the server", s.listed);
+    outln!("{account}: {} messages on the server", s.listed);
     for m in &s.would_fetch {
-        println!("  would fetch  {:>5} {:>10} {}", m.number, m.size, m.uid);
+        outln!("  would fetch  {:>5} {:>10} {}", m.number, m.size, m.uid);
     }
     for m in &s.too_big {
-        println!("  too big      {:>5} {:>10} {}", m.number, m.size, m.uid);
+        outln!("  too big      {:>5} {:>10} {}", m.number, m.size, m.uid);
     }
     for m in &s.would_delete {
-        println!("  would delete {:>5} {:>10} {}", m.number, m.size, m.uid);
+        outln!("  would delete {:>5} {:>10} {}", m.number, m.size, m.uid);
     }
     if s.deferred > 0 {
-        println!("  {} more new messages beyond --limit", s.deferred);
+        outln!("  {} more new messages beyond --limit", s.deferred);
     }
     if s.would_fetch.is_empty() && s.would_delete.is_empty() {
-        println!("  nothing to do");
+        outln!("  nothing to do");
     }
 }
 

@@ -1,6 +1,14 @@
 //! Subcommands. This is the only place that prints results (stdout) and per-account errors
 //! (stderr); `main` prints the error that ends a whole run.
 
+/// `println!` for results: a closed stdout (`pop3 fetch --dry-run | head`) ends the run
+/// quietly with success instead of a panic (STYLE.md rule 13).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cmd::write_stdout(format_args!($($arg)*))
+    };
+}
+
 pub mod accounts;
 pub mod check;
 pub mod fetch;
@@ -100,6 +108,20 @@ fn json_error(account: &str, err: &Error) -> serde_json::Value {
         "ok": false,
         "error": { "code": err.kind().exit_code(), "message": err.chain() },
     })
+}
+
+/// Write one line of results to stdout; see [`outln!`].
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // Whoever reads our output has seen enough; everything is already durable.
+            std::process::exit(0);
+        }
+        eprintln!("pop3: cannot write to stdout: {e}");
+        std::process::exit(i32::from(ErrorKind::Io.exit_code()));
+    }
 }
 
 /// Print one account's error as a single line on stderr.

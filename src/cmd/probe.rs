@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         };
         crate::config::Config::default().resolve(None, &over)?
     };
-    println!(
+    outln!(
         "server       {}:{} (tls {})",
         account.host,
         account.port,
@@ -70,21 +70,21 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         caps_before_stls,
         tls: client,
     } = opened;
-    println!("greeting     {}", sanitize(session.greeting()));
+    outln!("greeting     {}", sanitize(session.greeting()));
     if let Some(before) = &caps_before_stls {
-        println!("before STLS  {}", describe(before));
+        outln!("before STLS  {}", describe(before));
     }
     if let Some(t) = session.stream().tls_description() {
-        println!("tls          {t}");
+        outln!("tls          {t}");
     }
     if let Some(chain) = client.as_ref().and_then(|c| c.presented_chain()) {
         print_chain(&chain);
     }
-    println!("capabilities {}", describe(&caps));
+    outln!("capabilities {}", describe(&caps));
     let encrypted = session.stream().is_encrypted();
     match choose_mechanism(&account, &caps, session.greeting(), encrypted) {
-        Ok(m) => println!("login        {} would be used", m.config_name()),
-        Err(e) => println!("login        impossible: {}", e.message()),
+        Ok(m) => outln!("login        {} would be used", m.config_name()),
+        Err(e) => outln!("login        impossible: {}", e.message()),
     }
     if !is_account {
         let _ = session.quit();
@@ -98,15 +98,15 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         ..
     } = session::authenticate(&account, session, caps, &password)?;
     drop(password);
-    println!("logged in    with {}", mechanism.config_name());
-    println!("after login  {}", describe(&caps));
+    outln!("logged in    with {}", mechanism.config_name());
+    outln!("after login  {}", describe(&caps));
     let (count, size) = session.stat()?;
-    println!("mailbox      {count} messages, {} bytes", size.0);
+    outln!("mailbox      {count} messages, {} bytes", size.0);
     session.quit()?;
     if let Some(Expire::Days(0)) = caps.expire
         && account.keep
     {
-        println!(
+        outln!(
             "warning      the server deletes messages once retrieved (EXPIRE 0), whatever keep says"
         );
     }
@@ -116,13 +116,14 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
 fn print_chain(chain: &[rustls::pki_types::CertificateDer<'static>]) {
     for (i, cert) in chain.iter().enumerate() {
         let s = tls::summarize(cert);
-        println!(
+        outln!(
             "certificate  {i}: subject CN={} issuer CN={}",
-            s.subject, s.issuer
+            s.subject,
+            s.issuer
         );
-        println!("  sha256     {}", hex_colons(&s.sha256));
+        outln!("  sha256     {}", hex_colons(&s.sha256));
         if let Some(spki) = s.spki_sha256 {
-            println!("  key sha256 {}", hex_colons(&spki));
+            outln!("  key sha256 {}", hex_colons(&spki));
         }
     }
 }

@@ -36,6 +36,13 @@ const HEADER: &[u8] = b"pop3-uidl 1";
 const GROWTH_FACTOR: usize = 2;
 const GROWTH_SLACK: usize = 64;
 
+/// What a journal line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    Record,
+    Intent,
+}
+
 /// The seen-UIDL set of one account.
 #[derive(Debug)]
 pub struct SeenState {
@@ -51,8 +58,11 @@ pub struct SeenState {
     exists: bool,
     /// Record lines in the file, to notice a journal that has grown well past `seen`.
     file_records: usize,
-    /// Intents without a record: (uid, token), in file order.
+    /// Intents without a record: (uid, token).
     intents: Vec<(Uid, String)>,
+    /// Intent lines in the file: they are dead weight once resolved, so many of them make
+    /// `prune` compact the file.
+    intent_lines: usize,
 }
 
 impl SeenState {
@@ -67,66 +77,85 @@ impl SeenState {
             exists: false,
             file_records: 0,
             intents: Vec::new(),
+            intent_lines: 0,
         };
-        let data = match fs::read(path) {
-            Ok(d) => d,
+        let file = match fs::File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
-            Err(e) => {
-                return Err(Error::with_source(
-                    ErrorKind::Io,
-                    format!("cannot read UIDL state {}", path.display()),
-                    e,
-                ));
-            }
+            Err(e) => return Err(state.read_error(e)),
         };
         state.exists = true;
-        state.parse(&data)?;
+        // About 70 bytes a line; reserving avoids rehashing a big state several times.
+        if let Ok(meta) = file.metadata() {
+            state
+                .seen
+                .reserve((meta.len() / 70).min(10_000_000) as usize);
+        }
+        // Streamed line by line: a state of 100 000 UIDLs never sits in memory twice.
+        state.parse(io::BufReader::with_capacity(64 * 1024, file))?;
         Ok(state)
     }
 
-    /// Fill `seen` from the file's bytes.
-    fn parse(&mut self, data: &[u8]) -> Result<()> {
-        // Only complete lines count; a fragment after the last LF is a torn append.
-        let complete = match data.iter().rposition(|&b| b == b'\n') {
-            Some(i) => i + 1,
-            None => 0,
-        };
-        self.valid_len = complete as u64;
-        self.torn_tail = complete < data.len();
-        if self.torn_tail {
-            log::warn!(
-                "{}: ignoring an incomplete last line (an interrupted write)",
-                self.path.display()
-            );
-        }
-        let body = &data[..complete];
-        if body.is_empty() {
-            return Ok(());
-        }
-        let mut lines = body[..body.len() - 1].split(|&b| b == b'\n');
-        let header = lines.next().unwrap_or_default();
-        if header != HEADER {
-            let what = if header.starts_with(b"pop3-uidl ") {
-                "unsupported state file version (expected \"pop3-uidl 1\")"
-            } else {
-                "not a pop3 UIDL state file (expected \"pop3-uidl 1\")"
-            };
-            return Err(self.bad_line(1, what));
-        }
-        self.seen.reserve(body.len() / 32);
-        for (i, line) in lines.enumerate() {
-            self.file_records += 1;
-            if let Some(rest) = line.strip_prefix(b"? ") {
-                let (uid, token) = parse_intent(rest).map_err(|what| self.bad_line(i + 2, what))?;
-                self.intents.push((uid, token));
+    fn read_error(&self, e: io::Error) -> Error {
+        Error::with_source(
+            ErrorKind::Io,
+            format!("cannot read UIDL state {}", self.path.display()),
+            e,
+        )
+    }
+
+    /// Fill `seen` (and the unresolved intents) from the file.
+    fn parse(&mut self, mut reader: impl io::BufRead) -> Result<()> {
+        let mut line = Vec::with_capacity(256);
+        let mut number = 0usize;
+        // Intents not (yet) followed by their record; usually a handful at a time.
+        let mut pending: HashMap<Uid, String> = HashMap::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| self.read_error(e))?;
+            if n == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') {
+                // Only complete lines count; a fragment after the last LF is a torn append.
+                self.torn_tail = true;
+                log::warn!(
+                    "{}: ignoring an incomplete last line (an interrupted write)",
+                    self.path.display()
+                );
+                break;
+            }
+            self.valid_len += n as u64;
+            number += 1;
+            let text = &line[..n - 1];
+            if number == 1 {
+                if text != HEADER {
+                    let what = if text.starts_with(b"pop3-uidl ") {
+                        "unsupported state file version (expected \"pop3-uidl 1\")"
+                    } else {
+                        "not a pop3 UIDL state file (expected \"pop3-uidl 1\")"
+                    };
+                    return Err(self.bad_line(1, what));
+                }
                 continue;
             }
-            let (time, uid) = parse_record(line).map_err(|what| self.bad_line(i + 2, what))?;
+            self.file_records += 1;
+            if let Some(rest) = text.strip_prefix(b"? ") {
+                let (uid, token) =
+                    parse_intent(rest).map_err(|what| self.bad_line(number, what))?;
+                self.intent_lines += 1;
+                pending.insert(uid, token);
+                continue;
+            }
+            let (time, uid) = parse_record(text).map_err(|what| self.bad_line(number, what))?;
+            // An intent whose uid was recorded later finished normally.
+            pending.remove(&uid);
             // The first line for a uid is the earliest: keep it as "first seen".
             self.seen.entry(uid).or_insert(time);
         }
-        // An intent whose uid was recorded later finished normally.
-        self.intents.retain(|(uid, _)| !self.seen.contains_key(uid));
+        self.intents = pending.into_iter().collect();
         Ok(())
     }
 
@@ -180,7 +209,7 @@ impl SeenState {
             // Everything is already durable.
             return Ok(());
         }
-        self.append_lines(fresh.len(), true, |buf| {
+        self.append_lines(LineKind::Record, fresh.len(), true, |buf| {
             for uid in &fresh {
                 encode_record(buf, now, uid);
             }
@@ -199,7 +228,7 @@ impl SeenState {
         if items.is_empty() {
             return Ok(());
         }
-        self.append_lines(items.len(), sync, |buf| {
+        self.append_lines(LineKind::Intent, items.len(), sync, |buf| {
             for (uid, token) in items {
                 buf.extend_from_slice(b"? ");
                 encode_record(buf, now, uid);
@@ -211,10 +240,11 @@ impl SeenState {
         })
     }
 
-    /// Append `lines` journal lines written by `write` (after the header, for a new file)
-    /// with one write, and one fsync when `sync`.
+    /// Append `lines` journal lines of `kind` written by `write` (after the header, for a new
+    /// file) with one write, and one fsync when `sync`.
     fn append_lines(
         &mut self,
+        kind: LineKind,
         lines: usize,
         sync: bool,
         write: impl FnOnce(&mut Vec<u8>),
@@ -234,6 +264,9 @@ impl SeenState {
         })?;
         self.valid_len += buf.len() as u64;
         self.file_records += lines;
+        if kind == LineKind::Intent {
+            self.intent_lines += lines;
+        }
         Ok(())
     }
 
@@ -322,7 +355,8 @@ impl SeenState {
         let before = self.seen.len();
         self.seen.retain(|uid, _| keep(uid));
         let removed = before - self.seen.len();
-        let grown = self.file_records > GROWTH_FACTOR * self.seen.len() + GROWTH_SLACK;
+        let grown = self.file_records > GROWTH_FACTOR * self.seen.len() + GROWTH_SLACK
+            || self.intent_lines > self.seen.len() / 4 + GROWTH_SLACK;
         if removed == 0 && !grown && !self.torn_tail {
             return Ok(());
         }
@@ -352,6 +386,7 @@ impl SeenState {
         self.valid_len = buf.len() as u64;
         self.torn_tail = false;
         self.file_records = self.seen.len();
+        self.intent_lines = 0;
         Ok(())
     }
 }
@@ -414,6 +449,10 @@ fn parse_time(num: &[u8]) -> Option<i64> {
 
 /// Undo `encode_record`'s percent-encoding and validate the result as a `Uid`.
 fn decode_uid(enc: &[u8]) -> std::result::Result<Uid, &'static str> {
+    // The common case, nothing encoded: no intermediate buffer.
+    if enc.iter().all(|&b| (0x21..=0x7e).contains(&b) && b != b'%') {
+        return Uid::new(enc).ok_or("invalid uid (empty or too long)");
+    }
     let out = decode_bytes(enc)?;
     Uid::new(&out).ok_or("invalid uid (empty, too long, or holding a forbidden byte)")
 }
