@@ -58,7 +58,7 @@ pub struct SeenState {
     exists: bool,
     /// Record lines in the file, to notice a journal that has grown well past `seen`.
     file_records: usize,
-    /// Intents without a record: (uid, token).
+    /// Intents without a record: (uid, token), sorted by uid.
     intents: Vec<(Uid, String)>,
     /// Intent lines in the file: they are dead weight once resolved, so many of them make
     /// `prune` compact the file.
@@ -156,6 +156,7 @@ impl SeenState {
             self.seen.entry(uid).or_insert(time);
         }
         self.intents = pending.into_iter().collect();
+        self.intents.sort_unstable();
         Ok(())
     }
 
