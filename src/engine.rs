@@ -304,12 +304,64 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     if let Some(sink) = sink.as_deref_mut() {
         recover(account, &mut state, sink)?;
     }
+    let mut total = Summary::default();
+    for round in 1.. {
+        let (summary, again) = fetch_session(account, opts, progress, &mut state, &mut sink)?;
+        total.merge(summary);
+        if !again || round >= MAX_SESSIONS {
+            break;
+        }
+        info!(
+            "{}: the server hands out a limited number of messages per session; logging \
+             in again",
+            account.name
+        );
+    }
+    Ok(total)
+}
+
+/// At most this many sessions in one run for servers that cap a session (Gmail).
+const MAX_SESSIONS: u32 = 50;
+
+/// Whether a greeting comes from Gmail's POP3 server, which serves at most about 250
+/// messages per session and drops fetched messages from later sessions (DESIGN.md, Real
+/// servers): one run then logs in again until a session brings nothing new.
+fn caps_sessions(greeting: &[u8]) -> bool {
+    greeting.windows(4).any(|w| w == b"Gpop")
+}
+
+impl Summary {
+    /// Add a later session's result to this run's.
+    fn merge(&mut self, later: Summary) {
+        self.listed = later.listed;
+        self.fetched += later.fetched;
+        self.bytes += later.bytes;
+        self.deleted += later.deleted;
+        self.too_big = later.too_big;
+        self.deferred = later.deferred;
+        self.would_fetch = later.would_fetch;
+        self.would_delete = later.would_delete;
+        self.interrupted |= later.interrupted;
+        self.login_delay = later.login_delay;
+    }
+}
+
+/// One session: log in, list, plan, retrieve, delete, QUIT. Returns the session's summary
+/// and whether another session should follow (a server that caps sessions gave us mail).
+fn fetch_session(
+    account: &Account,
+    opts: &FetchOptions,
+    progress: &dyn Progress,
+    state: &mut SeenState,
+    sink: &mut Option<Box<dyn Sink>>,
+) -> Result<(Summary, bool)> {
     let (
         Connected {
             mut session, caps, ..
         },
         listing,
     ) = session::login_and_list(account)?;
+    let capped = caps_sessions(session.greeting());
     let policy = Policy {
         all: opts.all,
         limit: opts.limit,
@@ -358,7 +410,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
                 .extend(summary.would_fetch.iter().cloned());
         }
         session.quit()?;
-        return Ok(summary);
+        return Ok((summary, false));
     };
 
     progress.start(
@@ -422,7 +474,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
                         account,
                         &local_host,
                         &mut session,
-                        &mut state,
+                        state,
                         msg,
                         i,
                         progress,
@@ -446,7 +498,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
             let more_retr =
                 next < plan.fetch.len() || in_flight.iter().any(|a| matches!(a, Awaiting::Retr(_)));
             if committer.due(!more_retr || opts.stopping()) {
-                committer.flush(&mut state, &listing)?;
+                committer.flush(state, &listing)?;
             }
             for (i, bytes) in committer.recorded.drain(..) {
                 let msg = &listing[i];
@@ -466,7 +518,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     };
     let outcome = run();
     // Invariant 4: whatever is complete is made durable and recorded, also on failure.
-    let flushed = committer.flush(&mut state, &listing);
+    let flushed = committer.flush(state, &listing);
     for (i, bytes) in committer.recorded.drain(..) {
         summary.fetched += 1;
         summary.bytes += bytes;
@@ -480,7 +532,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     session.quit()?;
     // RFC 1939 section 6: deletions happen in the UPDATE state, after QUIT's +OK.
     summary.deleted = deleted;
-    if let Err(e) = forget_departed(&mut state, &listing) {
+    if let Err(e) = forget_departed(state, &listing) {
         warn!("{}: could not prune the state file: {e}", account.name);
     }
     if !refused.is_empty() {
@@ -495,7 +547,8 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
             ),
         ));
     }
-    Ok(summary)
+    let again = capped && summary.fetched > 0 && !summary.interrupted;
+    Ok((summary, again))
 }
 
 /// Deliveries on their way to being recorded: one at a time for sinks that commit each

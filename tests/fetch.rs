@@ -308,3 +308,44 @@ fn verbose_prints_one_summary_line_naming_the_account() {
     );
     assert!(!stderr.contains(PASSWORD));
 }
+
+/// Gmail serves about 250 messages per session and hides a message once it has been
+/// retrieved (DESIGN.md, Real servers): one `pop3 fetch` logs in again until a session
+/// brings nothing new, so the whole mailbox arrives in one run, each message once.
+#[test]
+fn a_gmail_like_server_is_emptied_in_one_run_over_several_sessions() {
+    let certs = TestCerts::new();
+    let mut builder = TestServer::builder()
+        .implicit_tls(&certs.leaf)
+        .greeting("+OK Gpop ready for requests from 127.0.0.1 x1mb12345")
+        .session_cap(4)
+        .max_connections(16);
+    let messages: Vec<Message> = (1..=10)
+        .map(|i| Message {
+            uidl: format!("GmailId{i:04}"),
+            body: format!("Subject: message {i}\n\nbody {i}\n").into_bytes(),
+        })
+        .collect();
+    builder = builder.messages(messages.clone());
+    let server = builder.start();
+    let env = TestEnv::new();
+    env.write_config(&env.account_toml("gmail", server.port(), "implicit", Some(certs.ca_file())));
+    quiet_success(&env, &["fetch"]);
+    assert_eq!(env.delivered(), bodies(&messages));
+    // Sessions of 4, 4, 2, then one that brings nothing and ends the run.
+    let logins = server
+        .commands()
+        .iter()
+        .filter(|c| c.verb() == "PASS")
+        .count();
+    assert_eq!(logins, 4, "{:?}", server.verbs());
+    // An ordinary server gets one session.
+    let (plain, _certs, env) = setup("");
+    quiet_success(&env, &["fetch"]);
+    let logins = plain
+        .commands()
+        .iter()
+        .filter(|c| c.verb() == "PASS")
+        .count();
+    assert_eq!(logins, 1);
+}

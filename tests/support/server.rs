@@ -323,6 +323,9 @@ struct Config {
     greeting: String,
     io_timeout: Duration,
     oauth_token: String,
+    /// Gmail-like: at most this many messages per session, and a message once retrieved
+    /// is hidden from later sessions even without DELE.
+    session_cap: Option<usize>,
 }
 
 /// State shared by the accept loop, the connection threads and the test.
@@ -331,6 +334,8 @@ struct Shared {
     mailbox: Mutex<Vec<Message>>,
     faults: Mutex<Vec<Fault>>,
     sessions: Mutex<Vec<SessionLog>>,
+    /// UIDLs retrieved so far (only used with a session cap).
+    retrieved: Mutex<std::collections::HashSet<String>>,
     /// Connections accepted and not yet finished.
     active: AtomicUsize,
 }
@@ -356,6 +361,7 @@ pub struct ServerBuilder {
     oauth_token: String,
     tls12_only: bool,
     client_ca: Option<Identity>,
+    session_cap: Option<usize>,
 }
 
 impl Default for ServerBuilder {
@@ -377,6 +383,7 @@ impl Default for ServerBuilder {
             oauth_token: OAUTH_TOKEN.to_string(),
             tls12_only: false,
             client_ca: None,
+            session_cap: None,
         }
     }
 }
@@ -407,6 +414,13 @@ impl ServerBuilder {
     pub fn credentials(mut self, user: &str, password: &str) -> Self {
         self.user = user.to_string();
         self.password = password.to_string();
+        self
+    }
+
+    /// Behave like Gmail: a session lists at most `cap` messages, and a message retrieved
+    /// once is hidden from every later session, DELE or not.
+    pub fn session_cap(mut self, cap: usize) -> Self {
+        self.session_cap = Some(cap);
         self
     }
 
@@ -499,10 +513,12 @@ impl ServerBuilder {
                 greeting: self.greeting,
                 io_timeout: self.io_timeout,
                 oauth_token: self.oauth_token,
+                session_cap: self.session_cap,
             },
             mailbox: Mutex::new(self.messages),
             faults: Mutex::new(self.faults),
             sessions: Mutex::new(Vec::new()),
+            retrieved: Mutex::new(std::collections::HashSet::new()),
             active: AtomicUsize::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -1188,6 +1204,9 @@ impl Session {
                 }
                 Some(n) => {
                     let message = self.message(n);
+                    if self.shared.config.session_cap.is_some() {
+                        lock(&self.shared.retrieved).insert(message.uidl.clone());
+                    }
                     let mut out = format!("+OK {} octets\r\n", message.size()).into_bytes();
                     let wire = dot_stuff(&message.body);
                     let cut = faults.iter().find_map(|f| match f {
@@ -1257,7 +1276,12 @@ impl Session {
         if user != config.user || password != config.password {
             return "-ERR [AUTH] invalid user name or password\r\n".to_string();
         }
-        let snapshot = lock(&self.shared.mailbox).clone();
+        let mut snapshot = lock(&self.shared.mailbox).clone();
+        if let Some(cap) = config.session_cap {
+            let retrieved = lock(&self.shared.retrieved);
+            snapshot.retain(|m| !retrieved.contains(&m.uidl));
+            snapshot.truncate(cap);
+        }
         self.deleted = vec![false; snapshot.len()];
         self.maildrop = Some(snapshot);
         "+OK maildrop locked and ready\r\n".to_string()
