@@ -380,6 +380,11 @@ impl<S: Read + Write, St> Session<S, St> {
     pub fn capa(&mut self) -> Result<Capabilities> {
         self.conn.queue(&Command::Capa)?;
         self.conn.flush()?;
+        self.read_capa()
+    }
+
+    /// Read the answer to a CAPA that was sent earlier (pipelined with other commands).
+    pub fn read_capa(&mut self) -> Result<Capabilities> {
         let reply = self.read_reply()?;
         let mut caps = Capabilities::default();
         if !reply.ok {
@@ -626,6 +631,23 @@ impl<S: Read + Write> Session<S, Transaction> {
     /// number. Duplicate message numbers or duplicate UIDLs are rejected (ErrorKind::BadData):
     /// with a repeated UIDL we could not tell which message was delivered.
     pub fn listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
+        self.send_listing(pipelining)?;
+        self.read_listing(pipelining)
+    }
+
+    /// Queue UIDL (and LIST too with `pipelining`) and write everything queued, so that a
+    /// CAPA queued before goes out in the same flight.
+    pub fn send_listing(&mut self, pipelining: bool) -> Result<()> {
+        self.conn.queue(&Command::Uidl(None))?;
+        if pipelining {
+            self.conn.queue(&Command::List(None))?;
+        }
+        self.conn.flush()
+    }
+
+    /// Read the answers to [`Session::send_listing`] (sending LIST only now without
+    /// `pipelining`) and join them; see [`Session::listing`].
+    pub fn read_listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
         let host = self.conn.host.clone();
         let bad = |what: &str, e: &dyn std::fmt::Display| {
             Error::new(
@@ -633,11 +655,6 @@ impl<S: Read + Write> Session<S, Transaction> {
                 format!("{host} sent a bad {what} line: {e}"),
             )
         };
-        self.conn.queue(&Command::Uidl(None))?;
-        if pipelining {
-            self.conn.queue(&Command::List(None))?;
-        }
-        self.conn.flush()?;
         let reply = self.read_reply()?;
         if !reply.ok {
             if pipelining {
@@ -755,6 +772,11 @@ impl<S: Read + Write> Session<S, Transaction> {
     /// (RFC 1939 section 6, the UPDATE state).
     pub fn quit(mut self) -> Result<()> {
         self.command(&Command::Quit, ErrorKind::Protocol).map(drop)
+    }
+
+    /// Read the answer to a QUIT that was pipelined behind the last commands.
+    pub fn read_quit(mut self) -> Result<()> {
+        self.read_ok("QUIT", ErrorKind::Protocol).map(drop)
     }
 }
 

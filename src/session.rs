@@ -113,31 +113,72 @@ pub fn open_with(account: &Account, client: Option<tls::Client>) -> Result<Opene
 }
 
 /// Get the password, log in and list the mailbox (UIDL and LIST): where `fetch`, `check`
-/// and `list` all begin. The password is dropped as soon as the login is done.
+/// and `list` all begin. The password is dropped as soon as the login is done. When the
+/// server offered PIPELINING before login, the second CAPA, UIDL and LIST go out in one
+/// flight (nothing is pipelined across the login itself).
 pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
     let password = crate::secret::obtain(account)?;
-    let mut connected = login(account, &password)?;
+    let Opened { session, caps, .. } = open(account)?;
+    let (mut session, mechanism) = log_in(account, session, &caps, &password)?;
     drop(password);
-    let listing = connected.session.listing(connected.caps.pipelining)?;
+    let tls = session.stream().tls_description();
+    let (after, listing) = if caps.pipelining {
+        session.send(&crate::proto::command::Command::Capa)?;
+        session.send_listing(true)?;
+        let after = session.read_capa()?;
+        (after, session.read_listing(true)?)
+    } else {
+        let after = session.capa()?;
+        let listing = session.listing(after.pipelining)?;
+        (after, listing)
+    };
+    let caps = if after == Capabilities::default() {
+        caps
+    } else {
+        after
+    };
+    let connected = Connected {
+        session,
+        caps,
+        mechanism,
+        tls,
+    };
     Ok((connected, listing))
 }
 
-/// Connect, secure the connection as the account says, and log in.
-pub fn login(account: &Account, password: &Secret) -> Result<Connected> {
-    let Opened { session, caps, .. } = open(account)?;
-    authenticate(account, session, caps, password)
-}
-
 /// Log in on an opened session with the mechanism [`choose_mechanism`] picks, then ask
-/// for the capabilities again.
+/// for the capabilities again (some servers list TOP or PIPELINING only after login).
 pub fn authenticate(
     account: &Account,
     session: Session<Stream, Authorization>,
     caps: Capabilities,
     password: &Secret,
 ) -> Result<Connected> {
+    let (mut session, mechanism) = log_in(account, session, &caps, password)?;
+    let tls = session.stream().tls_description();
+    let after = session.capa()?;
+    let caps = if after == Capabilities::default() {
+        caps
+    } else {
+        after
+    };
+    Ok(Connected {
+        session,
+        caps,
+        mechanism,
+        tls,
+    })
+}
+
+/// The login itself; a refused login QUITs politely and returns the error.
+fn log_in(
+    account: &Account,
+    session: Session<Stream, Authorization>,
+    caps: &Capabilities,
+    password: &Secret,
+) -> Result<(Session<Stream, Transaction>, Mechanism)> {
     let encrypted = session.stream().is_encrypted();
-    let mech = choose_mechanism(account, &caps, session.greeting(), encrypted)?;
+    let mech = choose_mechanism(account, caps, session.greeting(), encrypted)?;
     debug!("{}: logging in with {}", account.name, mech.config_name());
     let result = match mech {
         Mechanism::User => session.login_user_pass(&account.user, password),
@@ -159,28 +200,14 @@ pub fn authenticate(
             }
         },
     };
-    let mut session = match result {
-        Ok(s) => s,
+    match result {
+        Ok(s) => Ok((s, mech)),
         Err(failed) => {
             let (e, s) = *failed;
             let _ = s.quit();
-            return Err(e);
+            Err(e)
         }
-    };
-    let tls = session.stream().tls_description();
-    // Some servers list TOP or PIPELINING only after login (Gmail), so ask again.
-    let after = session.capa()?;
-    let caps = if after == Capabilities::default() {
-        caps
-    } else {
-        after
-    };
-    Ok(Connected {
-        session,
-        caps,
-        mechanism: mech,
-        tls,
-    })
+    }
 }
 
 /// Whether the server offers `mech`, as far as its capabilities and greeting tell.

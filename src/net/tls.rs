@@ -20,6 +20,7 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStor
 use sha2::{Digest, Sha256};
 
 use super::Stream;
+use super::stream::BufSocket;
 use crate::config::TlsVersion;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -270,7 +271,7 @@ impl Client {
     }
 
     /// Run the TLS handshake over `tcp` for `host` and return the encrypted stream.
-    pub fn handshake(&self, host: &str, mut tcp: TcpStream) -> Result<Stream> {
+    pub fn handshake(&self, host: &str, tcp: TcpStream) -> Result<Stream> {
         let name = ServerName::try_from(host.to_owned()).map_err(|e| {
             Error::with_source(
                 ErrorKind::Config,
@@ -280,12 +281,24 @@ impl Client {
         })?;
         let mut conn = ClientConnection::new(self.config.clone(), name)
             .map_err(|e| Error::with_source(ErrorKind::Internal, "TLS setup failed", e))?;
+        let mut sock = BufSocket::new(tcp);
         while conn.is_handshaking() {
-            if let Err(e) = conn.complete_io(&mut tcp) {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                // A server that refuses us sends an alert and closes; if our write hit the
+                // closed socket first, the alert is still there to read and says why.
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) && conn.read_tls(&mut sock).is_ok()
+                    && let Err(alert) = conn.process_new_packets()
+                {
+                    let e = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+                    return Err(self.handshake_error(host, e));
+                }
                 return Err(self.handshake_error(host, e));
             }
         }
-        Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+        Ok(Stream::Tls(Box::new(StreamOwned::new(conn, sock))))
     }
 
     /// Turn a handshake failure into a message that names the problem and, for a refused
