@@ -773,11 +773,6 @@ impl<S: Read + Write> Session<S, Transaction> {
     pub fn quit(mut self) -> Result<()> {
         self.command(&Command::Quit, ErrorKind::Protocol).map(drop)
     }
-
-    /// Read the answer to a QUIT that was pipelined behind the last commands.
-    pub fn read_quit(mut self) -> Result<()> {
-        self.read_ok("QUIT", ErrorKind::Protocol).map(drop)
-    }
 }
 
 /// Join UIDL and LIST answers by message number, rejecting repeats and mismatches.
