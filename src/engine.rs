@@ -224,7 +224,7 @@ fn received_header(account: &Account, local_host: &str, uid: &Uid) -> Vec<u8> {
 
 /// The bound on a message's decoded size, from its LIST size: generous (servers disagree on
 /// counting CRLF), but a server streaming far more than it announced is stopped.
-fn body_limit(listed: &Listed) -> u64 {
+pub fn body_limit(listed: &Listed) -> u64 {
     listed.size.0.saturating_mul(2).saturating_add(1 << 20)
 }
 
@@ -331,6 +331,16 @@ fn caps_sessions(greeting: &[u8]) -> bool {
 }
 
 impl Summary {
+    /// Count one message that is delivered and recorded.
+    fn count_delivered(&mut self, account: &Account, msg: &Listed, bytes: u64) {
+        self.fetched += 1;
+        self.bytes += bytes;
+        info!(
+            "{}: message {} (UIDL {}) delivered, {bytes} bytes",
+            account.name, msg.number, msg.uid
+        );
+    }
+
     /// Add a later session's result to this run's.
     fn merge(&mut self, later: Summary) {
         self.listed = later.listed;
@@ -502,12 +512,7 @@ fn fetch_session(
             }
             for (i, bytes) in committer.recorded.drain(..) {
                 let msg = &listing[i];
-                summary.fetched += 1;
-                summary.bytes += bytes;
-                info!(
-                    "{}: message {} (UIDL {}) delivered, {bytes} bytes",
-                    account.name, msg.number, msg.uid
-                );
+                summary.count_delivered(account, msg, bytes);
                 progress.delivered(&account.name);
                 if plan.delete_fetched && !summary.interrupted {
                     to_delete.push_back(msg.number);
@@ -520,12 +525,7 @@ fn fetch_session(
     // Invariant 4: whatever is complete is made durable and recorded, also on failure.
     let flushed = committer.flush(state, &listing);
     for (i, bytes) in committer.recorded.drain(..) {
-        summary.fetched += 1;
-        summary.bytes += bytes;
-        info!(
-            "{}: message {} (UIDL {}) delivered, {bytes} bytes",
-            account.name, listing[i].number, listing[i].uid
-        );
+        summary.count_delivered(account, &listing[i], bytes);
     }
     outcome?;
     flushed?;

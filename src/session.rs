@@ -132,11 +132,7 @@ pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
         let listing = session.listing(after.pipelining)?;
         (after, listing)
     };
-    let caps = if after == Capabilities::default() {
-        caps
-    } else {
-        after
-    };
+    let caps = after_login(caps, after);
     let connected = Connected {
         session,
         caps,
@@ -156,18 +152,23 @@ pub fn authenticate(
 ) -> Result<Connected> {
     let (mut session, mechanism) = log_in(account, session, &caps, password)?;
     let tls = session.stream().tls_description();
-    let after = session.capa()?;
-    let caps = if after == Capabilities::default() {
-        caps
-    } else {
-        after
-    };
+    let caps = after_login(caps, session.capa()?);
     Ok(Connected {
         session,
         caps,
         mechanism,
         tls,
     })
+}
+
+/// The capabilities to use after login: the new CAPA answer, unless the server gave none
+/// (then what it said before login still holds).
+fn after_login(before: Capabilities, after: Capabilities) -> Capabilities {
+    if after == Capabilities::default() {
+        before
+    } else {
+        after
+    }
 }
 
 /// The login itself; a refused login QUITs politely and returns the error.

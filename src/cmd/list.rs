@@ -159,7 +159,7 @@ fn fetch_headers(
         let mut buf = Vec::new();
         session.read_body(
             &format!("TOP {}", m.number),
-            m.size.0.saturating_mul(2).saturating_add(1 << 20),
+            engine::body_limit(m),
             &mut |bytes| {
                 let room = HEADER_KEEP.saturating_sub(buf.len());
                 buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
