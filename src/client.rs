@@ -37,6 +37,12 @@ use crate::ui::sanitize::sanitize;
 /// answer); beyond this the server is hostile or broken.
 pub const MAX_MESSAGES: usize = 2_000_000;
 
+/// The most bytes a multi-line listing (UIDL, LIST, CAPA) may take on the wire. Each entry is
+/// kept in memory, so a count of lines alone does not bound memory: a million UIDL lines of
+/// 512 octets would be half a gigabyte. Real listings run at 20-80 bytes a message, so this
+/// still admits about a million messages.
+pub const MAX_LISTING_BYTES: usize = 64 << 20;
+
 /// The slowest a response may arrive, in bytes a second, beyond the timeout: a server that
 /// drips a byte at a time (each read within the socket timeout) is still cut off after about
 /// the timeout, while a slow link delivering a big message is not.
@@ -103,7 +109,10 @@ impl<S: Read + Write> Conn<S> {
     /// Read more bytes into the buffer; 0 bytes read (EOF) is an error, and so is a response
     /// that arrives slower than [`MIN_RATE`] once the timeout has passed.
     fn fill(&mut self) -> Result<()> {
-        let allowed = self.line_deadline + Duration::from_secs(self.response_bytes / MIN_RATE);
+        // Saturating: a timeout near Duration::MAX must not overflow (and panic) here.
+        let allowed = self
+            .line_deadline
+            .saturating_add(Duration::from_secs(self.response_bytes / MIN_RATE));
         if self.response_started.elapsed() > allowed {
             return Err(Error::new(
                 ErrorKind::Temporary,
@@ -360,8 +369,11 @@ impl<S: Read + Write, St> Session<S, St> {
     fn read_lines(&mut self, what: &str, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let host = self.conn.host.clone();
         let mut count = 0usize;
+        let mut bytes = 0usize;
         loop {
             let line = self.conn.read_line()?;
+            // The line end counts too: a listing of empty lines is bounded as well.
+            bytes = bytes.saturating_add(line.len() + 2);
             let Some(line) = unstuff_line(line) else {
                 return Ok(());
             };
@@ -370,6 +382,16 @@ impl<S: Read + Write, St> Session<S, St> {
                 return Err(Error::new(
                     ErrorKind::BadData,
                     format!("{host} sent more than {MAX_MESSAGES} lines in answer to {what}"),
+                ));
+            }
+            if bytes > MAX_LISTING_BYTES {
+                return Err(Error::new(
+                    ErrorKind::BadData,
+                    format!(
+                        "{host} sent more than {} MiB in answer to {what}; refusing to hold \
+                         a listing that large in memory",
+                        MAX_LISTING_BYTES >> 20
+                    ),
                 ));
             }
             each(line)?;

@@ -290,3 +290,24 @@ fn garbage_status_line_is_a_protocol_error() {
         assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
     }
 }
+
+#[test]
+fn a_listing_is_bounded_by_bytes_not_only_by_lines() {
+    // Issue 9 item 11: far fewer lines than MAX_MESSAGES, but each with a 500-octet UIDL:
+    // the listing is refused once it passes MAX_LISTING_BYTES, before it is all in memory.
+    let mut script = LOGIN.to_vec();
+    script.extend_from_slice(b"+OK\r\n");
+    let uid = "u".repeat(500);
+    let lines = MAX_LISTING_BYTES / 500 + 10;
+    for n in 1..=lines {
+        script.extend_from_slice(format!("{n} {uid}\r\n").as_bytes());
+    }
+    script.extend_from_slice(b".\r\n");
+    let mut s = logged_in(&script, usize::MAX);
+    let err = s.listing(false).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadData, "{err}");
+    assert!(err.to_string().contains("MiB"), "{err}");
+    // The limit leaves room for a realistic big mailbox: 100 000 typical UIDL lines.
+    let typical = 100_000 * "100000 GmailId18c2f3a4b5c6d7e8\r\n".len();
+    assert!(typical < MAX_LISTING_BYTES);
+}

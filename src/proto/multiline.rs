@@ -1,6 +1,8 @@
 //! Multi-line bodies (RFC 1939 section 3): each line that starts with "." is byte-stuffed,
-//! and the line "." CRLF ends the body. Only CRLF "." CRLF ends a body: a "." line reached
-//! after a bare LF, or "." followed by a bare LF, is data (and is unstuffed like any other).
+//! and the line "." CRLF ends the body. A line is what ends in CRLF: only a "." right after
+//! CRLF (or at the body's start) is a stuffing octet or the start of the terminator. A "."
+//! after a bare LF is data and is kept (servers stuff only after CRLF, so dropping it would
+//! alter the message); "." followed by a bare LF is stuffing followed by data.
 //!
 //! Two interfaces: [`unstuff_line`] for line-at-a-time bodies (CAPA, LIST, UIDL), and the
 //! streaming [`Decoder`] for RETR/TOP, which never holds a line in memory.
@@ -43,10 +45,11 @@ enum State {
     /// Inside a line right after a CR that has not been written yet: it is either the first
     /// half of CRLF (written as LF) or a lone CR (written as is).
     Cr,
-    /// A "." at the start of a line was read and dropped (the stuffing octet).
-    Dot { after_crlf: bool },
-    /// "." CR at the start of a line; the CR is held back as in `Cr`.
-    DotCr { after_crlf: bool },
+    /// A "." right after CRLF was read and dropped (the stuffing octet, or the start of the
+    /// terminator).
+    Dot,
+    /// "." CR right after CRLF; the CR is held back as in `Cr`.
+    DotCr,
     /// CRLF "." CRLF has been consumed.
     Done,
 }
@@ -87,9 +90,11 @@ impl Decoder {
             match self.state {
                 State::Done => break,
                 State::LineStart { after_crlf } => {
-                    if input[i] == b'.' {
+                    // RFC 1939 section 3: lines end in CRLF, and only a line's first "." is
+                    // stuffing; after a bare LF we are still inside the same line.
+                    if input[i] == b'.' && after_crlf {
                         self.flush(input, &mut run, i, out)?;
-                        self.state = State::Dot { after_crlf };
+                        self.state = State::Dot;
                         i += 1;
                     } else {
                         run.get_or_insert(i);
@@ -124,9 +129,9 @@ impl Decoder {
                         self.state = State::Data;
                     }
                 }
-                State::Dot { after_crlf } => {
+                State::Dot => {
                     if input[i] == b'\r' {
-                        self.state = State::DotCr { after_crlf };
+                        self.state = State::DotCr;
                         i += 1;
                     } else {
                         // The dot was stuffing (or a stray dot, dropped all the same); the
@@ -135,18 +140,12 @@ impl Decoder {
                         self.state = State::Data;
                     }
                 }
-                State::DotCr { after_crlf } => {
+                State::DotCr => {
                     if input[i] == b'\n' {
-                        i += 1;
-                        if after_crlf {
-                            // RFC 1939 section 3: CRLF "." CRLF ends the body. What follows
-                            // belongs to the next response and is left to the caller.
-                            self.state = State::Done;
-                            return Ok(i);
-                        }
-                        // "." CRLF after a bare LF is data: an empty line after unstuffing.
-                        run = Some(i - 1);
-                        self.state = State::LineStart { after_crlf: true };
+                        // RFC 1939 section 3: CRLF "." CRLF ends the body. What follows
+                        // belongs to the next response and is left to the caller.
+                        self.state = State::Done;
+                        return Ok(i + 1);
                     } else {
                         self.lone_cr(&mut run, i, out)?;
                         self.state = State::Data;
@@ -323,6 +322,25 @@ mod tests {
         v
     }
 
+    /// RFC 1939 read literally, one CRLF-terminated line at a time: a line "." ends the
+    /// body, a line starting with "." loses that one dot, CRLF becomes LF, and anything else
+    /// (a bare LF, a lone CR, a "." after a bare LF) is data. Returns the decoded body and
+    /// the bytes up to the terminator, or `None` for the bytes when there is no terminator.
+    fn reference_decode(wire: &[u8]) -> (Vec<u8>, Option<usize>) {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some(k) = wire[pos..].windows(2).position(|w| w == b"\r\n") {
+            let line = &wire[pos..pos + k];
+            pos += k + 2;
+            if line == b"." {
+                return (out, Some(pos));
+            }
+            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+            out.push(b'\n');
+        }
+        (out, None)
+    }
+
     #[test]
     fn unstuff_line_rfc1939_section3() {
         assert_eq!(unstuff_line(b"."), None);
@@ -390,12 +408,17 @@ mod tests {
     }
 
     #[test]
-    fn dot_crlf_after_bare_lf_does_not_terminate() {
+    fn dot_after_bare_lf_is_data_and_kept() {
+        // Issue 9 item 3: "x" LF "." CRLF is one line whose text is "x\n."; the server did
+        // not stuff it (it stuffs only after CRLF), so the dot is part of the message.
         let wire = b"a\n.\r\nb\r\n.\r\n";
         let (out, used, done) = decode(wire);
         assert!(done);
         assert_eq!(used, wire.len());
-        assert_eq!(out, b"a\n\nb\n");
+        assert_eq!(out, b"a\n.\nb\n");
+        let (out, _, done) = decode(b"x\n..y\r\n.\r\n");
+        assert!(done);
+        assert_eq!(out, b"x\n..y\n");
     }
 
     #[test]
@@ -576,6 +599,21 @@ mod tests {
             prop_assert_eq!(out1, out2);
             prop_assert_eq!(used1, used2);
             prop_assert_eq!(done1, done2);
+        }
+
+        #[test]
+        fn decoder_matches_the_line_by_line_reference(
+            wire in proptest::collection::vec(
+                prop_oneof![Just(b'.'), Just(b'\n'), Just(b'\r'), Just(b'a')], 0..120),
+            sizes in proptest::collection::vec(1usize..9, 1..6),
+        ) {
+            let (want, want_used) = reference_decode(&wire);
+            let (out, used, done, _) = decode_chunked(&wire, &sizes);
+            prop_assert_eq!(done, want_used.is_some());
+            if let Some(n) = want_used {
+                prop_assert_eq!(used, n);
+                prop_assert_eq!(out, want);
+            }
         }
 
         #[test]
