@@ -713,6 +713,24 @@ impl<S: Read + Write> Session<S, Transaction> {
         join_listing(&host, uids, sizes)
     }
 
+    /// Queue RETR for message `n` (pipelining: written by the next [`Session::flush`]); read
+    /// its answer with [`Session::read_body_or_refusal`].
+    pub fn send_retr(&mut self, n: MessageNumber) -> Result<()> {
+        self.conn.queue(&Command::Retr(n))
+    }
+
+    /// Queue DELE for message `n`; read its answer with [`Session::read_dele`].
+    pub fn send_dele(&mut self, n: MessageNumber) -> Result<()> {
+        self.conn.queue(&Command::Dele(n))
+    }
+
+    /// Read the answer to a DELE sent earlier: `Ok(Err(reply))` when the server refused it
+    /// (the connection stays in step). The deletion takes effect only once QUIT succeeds.
+    pub fn read_dele(&mut self) -> Result<std::result::Result<(), Reply>> {
+        let reply = self.read_reply()?;
+        Ok(if reply.ok { Ok(()) } else { Err(reply) })
+    }
+
     /// Read the answer to a RETR or TOP that was sent earlier and stream the decoded message
     /// (LF line endings, dot-unstuffed) into `sink`. A `-ERR` answer is an error here; see
     /// [`Session::read_body_or_refusal`] to handle it. On any error the connection is no

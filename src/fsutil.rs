@@ -23,9 +23,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(".pop3-tmp")
         .permissions(Permissions::from_mode(0o600))
         .tempfile_in(&dir)?;
+    crate::crashpoint::hit("atomic.write", path.display());
     tmp.write_all(bytes)?;
+    crate::crashpoint::hit("atomic.fsync", path.display());
     tmp.as_file().sync_all()?;
+    crate::crashpoint::hit("atomic.rename", path.display());
     tmp.persist(path).map_err(|e| e.error)?;
+    crate::crashpoint::hit("atomic.dirsync", dir.display());
     sync_dir(&dir)
 }
 

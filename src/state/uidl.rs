@@ -58,7 +58,7 @@ pub struct SeenState {
     exists: bool,
     /// Record lines in the file, to notice a journal that has grown well past `seen`.
     file_records: usize,
-    /// Intents without a record: (uid, token), sorted by uid.
+    /// Intents without a record: (uid, token), in the order they were written.
     intents: Vec<(Uid, String)>,
     /// Intent lines in the file: they are dead weight once resolved, so many of them make
     /// `prune` compact the file.
@@ -108,8 +108,9 @@ impl SeenState {
     fn parse(&mut self, mut reader: impl io::BufRead) -> Result<()> {
         let mut line = Vec::with_capacity(256);
         let mut number = 0usize;
-        // Intents not (yet) followed by their record; usually a handful at a time.
-        let mut pending: HashMap<Uid, String> = HashMap::new();
+        // Intents not (yet) followed by their record, with their position in the file;
+        // usually a handful at a time.
+        let mut pending: HashMap<Uid, (usize, String)> = HashMap::new();
         loop {
             line.clear();
             let n = reader
@@ -146,7 +147,8 @@ impl SeenState {
                 let (uid, token) =
                     parse_intent(rest).map_err(|what| self.bad_line(number, what))?;
                 self.intent_lines += 1;
-                pending.insert(uid, token);
+                // A later intent for the same uid replaces the earlier one (and its place).
+                pending.insert(uid, (number, token));
                 continue;
             }
             let (time, uid) = parse_record(text).map_err(|what| self.bad_line(number, what))?;
@@ -155,8 +157,12 @@ impl SeenState {
             // The first line for a uid is the earliest: keep it as "first seen".
             self.seen.entry(uid).or_insert(time);
         }
-        self.intents = pending.into_iter().collect();
-        self.intents.sort_unstable();
+        // In the order they were written: only the last one can have been in flight
+        // when a run that appends one message at a time (mbox) was killed.
+        let mut pending: Vec<(usize, Uid, String)> =
+            pending.into_iter().map(|(u, (n, t))| (n, u, t)).collect();
+        pending.sort_unstable_by_key(|(n, _, _)| *n);
+        self.intents = pending.into_iter().map(|(_, u, t)| (u, t)).collect();
         Ok(())
     }
 
@@ -273,6 +279,7 @@ impl SeenState {
 
     /// fsync the state file (after [`SeenState::note_intents`] without `sync`).
     pub fn sync(&mut self) -> Result<()> {
+        crate::crashpoint::hit("state.fsync", self.path.display());
         let result = OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -286,7 +293,7 @@ impl SeenState {
         })
     }
 
-    /// Deliveries a killed run started but never recorded: (uid, token).
+    /// Deliveries a killed run started but never recorded: (uid, token), oldest first.
     pub fn unresolved(&self) -> &[(Uid, String)] {
         &self.intents
     }
@@ -332,9 +339,15 @@ impl SeenState {
             // run: cut it off so the new records start on a line of their own.
             file.set_len(self.valid_len)?;
         }
-        let result = file
-            .write_all(buf)
-            .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
+        crate::crashpoint::hit("state.append", buf.len());
+        let result = file.write_all(buf).and_then(|()| {
+            if sync {
+                crate::crashpoint::hit("state.fsync", self.path.display());
+                file.sync_all()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = result {
             // Best effort: take back what may have reached the file; the next append cuts
             // it off anyway.

@@ -1,0 +1,395 @@
+//! One session of a fetch, once logged in and listed: plan, then retrieve → deliver →
+//! record → DELE in a pipelined window, QUIT, and forget what left the server. Generic over
+//! the connection (`S: Read + Write`) and the sink, so that its unit tests run on an
+//! in-memory server and a stub sink, without sockets or disks.
+//!
+//! It owns the window and the reading of answers in order; the order deliver → record is
+//! [`super::commit`]'s, the decisions are [`super::plan`]'s.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{Read, Write};
+
+use log::{info, warn};
+
+use crate::client::{Listed, Session, Transaction};
+use crate::crashpoint;
+use crate::deliver::{Envelope, Sink};
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::{Capabilities, Uid};
+use crate::state::uidl::SeenState;
+use crate::ui::sanitize::sanitize;
+
+use super::commit::{Committer, forget_departed};
+use super::plan::{Plan, Policy, plan};
+use super::{FetchOptions, Progress, Summary, body_limit, now_unix, total_size};
+
+/// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
+/// window (3 KiB) can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
+const PIPELINE_WINDOW: usize = 256;
+
+/// The window is topped up only once it has drained this far, so that commands go out in
+/// one write (one TLS record) per batch rather than one per message.
+const PIPELINE_REFILL: usize = PIPELINE_WINDOW / 2;
+
+/// What a session needs to know of its account (nothing that connects).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The account's name, for messages.
+    pub account: String,
+    /// The server's name, for messages and the `Received:` header.
+    pub host: String,
+    /// The protocol word of the `Received:` header (`POP3` or `POP3S`); `None`: no header.
+    pub received: Option<&'static str>,
+    /// The whole run's policy; `limit` counts for the whole run.
+    pub policy: Policy,
+}
+
+/// What the sessions of one run have done so far (a server that caps sessions needs
+/// several): the UIDLs delivered, so that `--all` and `--limit` count per run.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub fetched: HashSet<Uid>,
+}
+
+impl Ledger {
+    /// What is left of the run's `limit`.
+    pub fn remaining(&self, limit: Option<usize>) -> Option<usize> {
+        limit.map(|l| l.saturating_sub(self.fetched.len()))
+    }
+}
+
+/// A response the loop is waiting for, in the order the commands were sent.
+enum Awaiting {
+    Retr(usize),
+    Dele(usize),
+}
+
+/// The commands of a session: what is still to send and what is in flight.
+struct Window {
+    size: usize,
+    /// Listing indexes to retrieve, and how many of them have been sent.
+    fetch: Vec<usize>,
+    next: usize,
+    /// Listing indexes to delete, not yet sent.
+    delete: VecDeque<usize>,
+    in_flight: VecDeque<Awaiting>,
+}
+
+impl Window {
+    /// Send more commands when the window has drained to the refill mark (or, without
+    /// pipelining, when it is empty), DELE first (they are cheap and free the server).
+    fn top_up<S: Read + Write>(
+        &mut self,
+        session: &mut Session<S, Transaction>,
+        listing: &[Listed],
+        stopping: bool,
+    ) -> Result<()> {
+        let refill = self.size == 1 || self.in_flight.len() <= PIPELINE_REFILL;
+        let mut sent = 0;
+        while refill && self.in_flight.len() < self.size && !stopping {
+            if let Some(i) = self.delete.pop_front() {
+                crashpoint::hit("pop3.dele", &listing[i].uid);
+                session.send_dele(listing[i].number)?;
+                self.in_flight.push_back(Awaiting::Dele(i));
+            } else if let Some(&i) = self.fetch.get(self.next) {
+                session.send_retr(listing[i].number)?;
+                self.in_flight.push_back(Awaiting::Retr(i));
+                self.next += 1;
+            } else {
+                break;
+            }
+            sent += 1;
+        }
+        if sent > 0 {
+            crashpoint::hit("pop3.send", sent);
+        }
+        session.flush()
+    }
+
+    /// Whether a RETR is still to be sent or answered.
+    fn more_retr(&self) -> bool {
+        self.next < self.fetch.len()
+            || self
+                .in_flight
+                .iter()
+                .any(|a| matches!(a, Awaiting::Retr(_)))
+    }
+}
+
+/// Run one session to its QUIT. `sink` is `None` for `--dry-run`. Returns the session's
+/// summary; the messages it delivered are added to `ledger`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_session<S: Read + Write>(
+    mut session: Session<S, Transaction>,
+    caps: &Capabilities,
+    listing: &[Listed],
+    settings: &Settings,
+    opts: &FetchOptions,
+    progress: &dyn Progress,
+    state: &mut SeenState,
+    sink: Option<&mut dyn Sink>,
+    ledger: &mut Ledger,
+) -> Result<Summary> {
+    let name = settings.account.as_str();
+    let policy = Policy {
+        limit: ledger.remaining(settings.policy.limit),
+        ..settings.policy.clone()
+    };
+    let plan = plan(
+        listing,
+        |u| state.first_seen(u),
+        |u| ledger.fetched.contains(u),
+        &policy,
+        now_unix(),
+    );
+    let mut summary = Summary {
+        listed: listing.len(),
+        too_big: plan.too_big.iter().map(|&i| (&listing[i]).into()).collect(),
+        deferred: plan.deferred,
+        login_delay: caps.login_delay,
+        ..Summary::default()
+    };
+    if let Some(crate::proto::Expire::Days(0)) = caps.expire
+        && settings.policy.keep
+    {
+        warn!(
+            "{name}: the server announces EXPIRE 0: it deletes messages once retrieved, \
+             although keep is set"
+        );
+    }
+    for m in &summary.too_big {
+        warn!(
+            "{name}: message {} ({} bytes) is bigger than max_size; left on the server",
+            m.number, m.size
+        );
+    }
+    info!(
+        "{name}: {} messages on the server, {} to fetch, {} to delete{}",
+        listing.len(),
+        plan.fetch.len(),
+        plan.delete.len(),
+        if plan.delete_fetched {
+            " (and each fetched one)"
+        } else {
+            ""
+        }
+    );
+    let Some(sink) = sink else {
+        // --dry-run: report and leave without changing anything (QUIT with nothing marked).
+        summary.would_fetch = plan.fetch.iter().map(|&i| (&listing[i]).into()).collect();
+        summary.would_delete = plan.delete.iter().map(|&i| (&listing[i]).into()).collect();
+        if plan.delete_fetched {
+            summary
+                .would_delete
+                .extend(summary.would_fetch.iter().cloned());
+        }
+        session.quit()?;
+        return Ok(summary);
+    };
+    progress.start(name, plan.fetch.len(), total_size(listing, &plan.fetch));
+    let mut window = Window {
+        size: if caps.pipelining { PIPELINE_WINDOW } else { 1 },
+        fetch: plan.fetch.clone(),
+        next: 0,
+        delete: plan.delete.iter().copied().collect(),
+        in_flight: VecDeque::new(),
+    };
+    let mut outcome = Outcome::default();
+    let mut committer = Committer::new(sink);
+    let local_host = crate::fsutil::hostname();
+    let result = exchange(
+        &mut session,
+        listing,
+        settings,
+        opts,
+        progress,
+        state,
+        &mut committer,
+        &mut window,
+        &plan,
+        &local_host,
+        &mut summary,
+        &mut outcome,
+        ledger,
+    );
+    // Invariant 4: whatever is complete is made durable and recorded, also on failure.
+    let flushed = committer.flush(state, listing);
+    for (i, bytes) in committer.recorded.drain(..) {
+        summary.count_delivered(name, &listing[i], bytes);
+        ledger.fetched.insert(listing[i].uid.clone());
+    }
+    result?;
+    flushed?;
+    // QUIT is never pipelined behind RETR: Dovecot, for one, may close the connection with
+    // the end of the last message still in its output buffer (seen in the benchmark).
+    crashpoint::hit("pop3.quit", outcome.deleted.len());
+    session.quit()?;
+    // RFC 1939 section 6: deletions happen in the UPDATE state, after QUIT's +OK.
+    summary.deleted = outcome.deleted.len();
+    if let Err(e) = forget_departed(state, listing, &outcome.deleted) {
+        if outcome.deleted.is_empty() {
+            warn!("{name}: could not prune the state file: {e}");
+        } else {
+            // Deleted UIDLs that stay recorded would make a message that re-uses one of
+            // them count as seen (and be deleted unread with keep = false): fail loudly.
+            return Err(e);
+        }
+    }
+    refusals(settings, listing, &outcome)?;
+    Ok(summary)
+}
+
+/// What the server refused, and what it deleted (pending QUIT).
+#[derive(Default)]
+struct Outcome {
+    deleted: Vec<usize>,
+    refused_retr: Vec<usize>,
+    refused_dele: Vec<usize>,
+}
+
+/// Read every answer in order, delivering each message, until nothing is in flight.
+#[allow(clippy::too_many_arguments)]
+fn exchange<S: Read + Write>(
+    session: &mut Session<S, Transaction>,
+    listing: &[Listed],
+    settings: &Settings,
+    opts: &FetchOptions,
+    progress: &dyn Progress,
+    state: &mut SeenState,
+    committer: &mut Committer<'_>,
+    window: &mut Window,
+    plan: &Plan,
+    local_host: &str,
+    summary: &mut Summary,
+    outcome: &mut Outcome,
+    ledger: &mut Ledger,
+) -> Result<()> {
+    let name = settings.account.as_str();
+    loop {
+        if opts.stopping() && !summary.interrupted {
+            // The first signal: send nothing new; what is in flight is drained below.
+            summary.interrupted = true;
+            info!("{name}: stopping after the message in flight");
+        }
+        window.top_up(session, listing, summary.interrupted)?;
+        let Some(awaiting) = window.in_flight.pop_front() else {
+            return Ok(());
+        };
+        match awaiting {
+            Awaiting::Dele(i) => match session.read_dele()? {
+                Ok(()) => outcome.deleted.push(i),
+                Err(reply) => {
+                    warn!(
+                        "{name}: {} refused DELE {} (UIDL {}): -ERR {}",
+                        settings.host,
+                        listing[i].number,
+                        listing[i].uid,
+                        sanitize(&reply.text)
+                    );
+                    outcome.refused_dele.push(i);
+                }
+            },
+            Awaiting::Retr(i) if summary.interrupted => {
+                // Pipelined ahead of the signal: read and drop it, unrecorded, so that
+                // QUIT can be read. It stays new on the server.
+                let msg = &listing[i];
+                let what = format!("RETR {}", msg.number);
+                // A refusal is as good as a body here: nothing was to be delivered.
+                let _ = session.read_body_or_refusal(&what, body_limit(msg), &mut |_| Ok(()))?;
+            }
+            Awaiting::Retr(i) => {
+                let msg = &listing[i];
+                let envelope = Envelope {
+                    account: name,
+                    uid: &msg.uid,
+                    size: msg.size,
+                };
+                let header = settings
+                    .received
+                    .map(|with| received_header(&settings.host, with, local_host, &msg.uid))
+                    .unwrap_or_default();
+                let what = format!("RETR {}", msg.number);
+                let delivered = committer.deliver(state, &envelope, i, &header, |out| {
+                    session.read_body_or_refusal(&what, body_limit(msg), &mut |bytes| {
+                        progress.bytes(name, bytes.len() as u64);
+                        out.write_all(bytes)
+                    })
+                })?;
+                if let Err(reply) = delivered {
+                    // A message that vanished since UIDL (another client deleted it) or
+                    // that the server will not send: leave it, go on with the others, and
+                    // fail the run at the end so that it is noticed.
+                    warn!(
+                        "{name}: {} refused RETR {} (UIDL {}): -ERR {}",
+                        settings.host,
+                        msg.number,
+                        msg.uid,
+                        sanitize(&reply.text)
+                    );
+                    outcome.refused_retr.push(i);
+                }
+            }
+        }
+        if committer.due(!window.more_retr() || opts.stopping()) {
+            committer.flush(state, listing)?;
+        }
+        for (i, bytes) in committer.recorded.drain(..) {
+            summary.count_delivered(name, &listing[i], bytes);
+            ledger.fetched.insert(listing[i].uid.clone());
+            progress.delivered(name);
+            // Invariant 2: DELE only for what is now recorded.
+            if plan.delete_fetched && !summary.interrupted {
+                window.delete.push_back(i);
+            }
+        }
+    }
+}
+
+/// The run fails at its end when the server refused to send or delete a message, so that
+/// it is noticed; the messages stay on the server and are tried again next time.
+fn refusals(settings: &Settings, listing: &[Listed], outcome: &Outcome) -> Result<()> {
+    let numbers = |v: &[usize]| {
+        v.iter()
+            .map(|&i| listing[i].number.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut what = Vec::new();
+    if !outcome.refused_retr.is_empty() {
+        what.push(format!(
+            "to send message(s) {} (the others were fetched)",
+            numbers(&outcome.refused_retr)
+        ));
+    }
+    if !outcome.refused_dele.is_empty() {
+        what.push(format!(
+            "to delete message(s) {} (they are recorded as fetched)",
+            numbers(&outcome.refused_dele)
+        ));
+    }
+    if what.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Protocol,
+        format!(
+            "{} refused {}; they stay on the server and are tried again next time",
+            settings.host,
+            what.join(" and ")
+        ),
+    ))
+}
+
+/// The `Received:` header prepended to each message (DESIGN.md, Delivery).
+fn received_header(host: &str, with: &str, local_host: &str, uid: &Uid) -> Vec<u8> {
+    let date = jiff::fmt::rfc2822::to_string(&jiff::ZonedDateTime::now())
+        .unwrap_or_else(|_| String::from("Thu, 01 Jan 1970 00:00:00 +0000"));
+    format!(
+        "Received: from {host} by {local_host} (pop3 {}) with {with}\n\tid {uid}; {date}\n",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests;
