@@ -176,7 +176,7 @@ pub fn check(account: &Account) -> Result<CheckSummary> {
     };
     let plan = plan(
         &listing,
-        |u| state.first_seen(u),
+        |m| state.first_seen_listed(&m.uid, m.size.0),
         |_| false,
         &policy,
         now_unix(),

@@ -36,13 +36,14 @@ pub struct Plan {
     pub delete_fetched: bool,
 }
 
-/// Decide what to fetch and delete. `first_seen` answers from the seen-state;
+/// Decide what to fetch and delete. `first_seen` answers from the seen-state (for a listed
+/// message: its UIDL and size);
 /// `fetched_this_run` names the messages an earlier session of the same run delivered, which
 /// `--all` must not fetch again (a server that caps sessions lists them again).
 /// Only messages already recorded can be in `delete` (invariant 2).
 pub fn plan(
     listing: &[Listed],
-    first_seen: impl Fn(&Uid) -> Option<i64>,
+    first_seen: impl Fn(&Listed) -> Option<i64>,
     fetched_this_run: impl Fn(&Uid) -> bool,
     policy: &Policy,
     now: i64,
@@ -57,7 +58,7 @@ pub fn plan(
         .delete_after
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     for (i, m) in listing.iter().enumerate() {
-        let seen = first_seen(&m.uid);
+        let seen = first_seen(m);
         let wanted = match seen {
             None => true,
             Some(_) => policy.all && !fetched_this_run(&m.uid),
@@ -96,10 +97,10 @@ mod tests {
             .collect()
     }
 
-    fn seen(uids: &'static [(&'static str, i64)]) -> impl Fn(&Uid) -> Option<i64> {
-        move |u: &Uid| {
+    fn seen(uids: &'static [(&'static str, i64)]) -> impl Fn(&Listed) -> Option<i64> {
+        move |m: &Listed| {
             uids.iter()
-                .find(|(s, _)| s.as_bytes() == u.as_bytes())
+                .find(|(s, _)| s.as_bytes() == m.uid.as_bytes())
                 .map(|(_, t)| *t)
         }
     }

@@ -137,7 +137,7 @@ pub fn run_session<S: Read + Write>(
     };
     let plan = plan(
         listing,
-        |u| state.first_seen(u),
+        |m| state.first_seen_listed(&m.uid, m.size.0),
         |u| ledger.fetched.contains(u),
         &policy,
         now_unix(),
@@ -222,6 +222,14 @@ pub fn run_session<S: Read + Write>(
     flushed?;
     // QUIT is never pipelined behind RETR: Dovecot, for one, may close the connection with
     // the end of the last message still in its output buffer (seen in the benchmark).
+    // Before QUIT makes the deletions happen, note them with their sizes: should this run
+    // die before it forgets them, the next can still tell a re-used UIDL (state::uidl).
+    let deleting: Vec<(&Uid, u64)> = outcome
+        .deleted
+        .iter()
+        .map(|&i| (&listing[i].uid, listing[i].size.0))
+        .collect();
+    state.note_deleting(&deleting)?;
     crashpoint::hit("pop3.quit", outcome.deleted.len());
     session.quit()?;
     // RFC 1939 section 6: deletions happen in the UPDATE state, after QUIT's +OK.

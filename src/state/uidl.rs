@@ -15,6 +15,13 @@
 //! [`SeenState::resolve`]) before fetching, so that a kill in the middle of a batch causes
 //! no duplicate beyond the message in flight (DESIGN.md invariant 3).
 //!
+//! Deletion lines, `- <size> <uid>`, note before QUIT that a recorded message is being
+//! deleted and how big it was listed. QUIT's +OK is followed by forgetting the UIDL (a
+//! server may re-use it for a new message); if the run dies in between, the next run takes
+//! a listed message with that UIDL for the deleted one only when its size matches, and for a
+//! new message otherwise (issue 9 item 4: a server that re-uses UIDLs must cost at most a
+//! duplicate, never a loss).
+//!
 //! The caller holds the account lock (`state::lock`) for as long as a `SeenState` lives: this
 //! module assumes it is the only writer of its file.
 
@@ -60,6 +67,8 @@ pub struct SeenState {
     file_records: usize,
     /// Intents without a record: (uid, token), in the order they were written.
     intents: Vec<(Uid, String)>,
+    /// Recorded uids being deleted (a deletion line), with their listed size.
+    deleting: HashMap<Uid, u64>,
     /// Intent lines in the file: they are dead weight once resolved, so many of them make
     /// `prune` compact the file.
     intent_lines: usize,
@@ -77,6 +86,7 @@ impl SeenState {
             exists: false,
             file_records: 0,
             intents: Vec::new(),
+            deleting: HashMap::new(),
             intent_lines: 0,
         };
         let file = match fs::File::open(path) {
@@ -143,6 +153,12 @@ impl SeenState {
                 continue;
             }
             self.file_records += 1;
+            if let Some(rest) = text.strip_prefix(b"- ") {
+                let (size, uid) = parse_record(rest).map_err(|what| self.bad_line(number, what))?;
+                self.intent_lines += 1;
+                self.deleting.insert(uid, u64::try_from(size).unwrap_or(0));
+                continue;
+            }
             if let Some(rest) = text.strip_prefix(b"? ") {
                 let (uid, token) =
                     parse_intent(rest).map_err(|what| self.bad_line(number, what))?;
@@ -190,6 +206,34 @@ impl SeenState {
     /// When `uid` was first recorded (Unix seconds).
     pub fn first_seen(&self, uid: &Uid) -> Option<i64> {
         self.seen.get(uid).copied()
+    }
+
+    /// When `uid`, listed with `size` octets, was first recorded; `None` when it was not, or
+    /// when a deletion of that UIDL was noted for a message of another size (the server has
+    /// re-used the UIDL for a new message).
+    pub fn first_seen_listed(&self, uid: &Uid, size: u64) -> Option<i64> {
+        match self.deleting.get(uid) {
+            Some(&was) if was != size => None,
+            _ => self.first_seen(uid),
+        }
+    }
+
+    /// Note durably that the recorded messages `items` (uid, listed size) are being deleted
+    /// (before QUIT; see the module documentation).
+    pub fn note_deleting(&mut self, items: &[(&Uid, u64)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.append_lines(LineKind::Intent, items.len(), true, |buf| {
+            for (uid, size) in items {
+                buf.extend_from_slice(b"- ");
+                encode_record(buf, i64::try_from(*size).unwrap_or(i64::MAX), uid);
+            }
+        })?;
+        for (uid, size) in items {
+            self.deleting.insert((*uid).clone(), *size);
+        }
+        Ok(())
     }
 
     /// How many UIDLs are recorded.
@@ -368,6 +412,8 @@ impl SeenState {
     pub fn prune(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<()> {
         let before = self.seen.len();
         self.seen.retain(|uid, _| keep(uid));
+        let seen = &self.seen;
+        self.deleting.retain(|uid, _| seen.contains_key(uid));
         let removed = before - self.seen.len();
         let grown = self.file_records > GROWTH_FACTOR * self.seen.len() + GROWTH_SLACK
             || self.intent_lines > self.seen.len() / 4 + GROWTH_SLACK;
@@ -389,6 +435,13 @@ impl SeenState {
         for (uid, time) in entries {
             encode_record(&mut buf, time, uid);
         }
+        // Deletion notes of uids still recorded (their QUIT failed): keep them.
+        let mut deleting: Vec<(&Uid, &u64)> = self.deleting.iter().collect();
+        deleting.sort_unstable();
+        for (uid, &size) in deleting {
+            buf.extend_from_slice(b"- ");
+            encode_record(&mut buf, i64::try_from(size).unwrap_or(i64::MAX), uid);
+        }
         fsutil::write_atomic(&self.path, &buf).map_err(|e| {
             Error::with_source(
                 ErrorKind::Io,
@@ -399,8 +452,8 @@ impl SeenState {
         self.exists = true;
         self.valid_len = buf.len() as u64;
         self.torn_tail = false;
-        self.file_records = self.seen.len();
-        self.intent_lines = 0;
+        self.file_records = self.seen.len() + self.deleting.len();
+        self.intent_lines = self.deleting.len();
         Ok(())
     }
 }

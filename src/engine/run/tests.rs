@@ -411,3 +411,21 @@ fn all_and_limit_count_per_run_not_per_session() {
     assert_eq!(w.session(&s, &mut ledger).unwrap().fetched, 0);
     assert_eq!(w.delivered().len(), 6);
 }
+
+#[test]
+fn no_loss_reused_uidl_after_a_crash_before_forgetting() {
+    // The run died between QUIT's +OK and forgetting the UIDL: the deletion note (with the
+    // listed size) lets the next run take a same-named message of another size for new.
+    let mut w = world(&[("1", "old\n"), ("2", "other\n")]);
+    w.fetch(true).unwrap();
+    let one = Uid::new(b"1").unwrap();
+    w.state.note_deleting(&[(&one, 4)]).unwrap();
+    let path = w.state.path().to_path_buf();
+    w.state = SeenState::load(&path).unwrap();
+    // The same message (same size) still counts as seen...
+    assert_eq!(w.fetch(true).unwrap().fetched, 0);
+    // ... a new one under the old UIDL does not.
+    w.mailbox.borrow_mut().messages[0] = ("1".into(), b"brand new\n".to_vec());
+    assert_eq!(w.fetch(true).unwrap().fetched, 1);
+    assert_eq!(w.delivered(), ["old\n", "other\n", "brand new\n"]);
+}
