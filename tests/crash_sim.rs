@@ -327,7 +327,7 @@ fn crash_points(s: &Scenario) -> Vec<String> {
     fs::read_to_string(&trace)
         .unwrap()
         .lines()
-        .map(|l| l.splitn(2, ' ').nth(1).unwrap_or_default().to_owned())
+        .map(|l| l.split_once(' ').map_or("", |x| x.1).to_owned())
         .collect()
 }
 
