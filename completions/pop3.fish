@@ -37,10 +37,10 @@ complete -c pop3 -n "__fish_pop3_needs_command" -f -a "accounts" -d 'Show the co
 complete -c pop3 -n "__fish_pop3_needs_command" -f -a "password" -d 'Store or delete an account\'s password in the system keyring'
 complete -c pop3 -n "__fish_pop3_needs_command" -f -a "generate" -d 'Write the man page or shell completions (for packagers)'
 complete -c pop3 -n "__fish_pop3_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l max-size -d 'Leave messages bigger than SIZE on the server (e.g. 25M, 500k)' -r
-complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l limit -d 'Fetch at most N messages per account in this run' -r
-complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -s j -l jobs -d 'Fetch up to N accounts in parallel' -r
-complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l daemon -d 'Keep running: fetch every INTERVAL (e.g. 5m) until SIGTERM or SIGINT' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l max-size -d 'Leave messages bigger than SIZE on the server (e.g. 25M, 500k; 1 to 1024G)' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l limit -d 'Fetch at most N messages per account in this run (N at least 1)' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -s j -l jobs -d 'Fetch up to N accounts in parallel (1 to 64)' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l daemon -d 'Keep running: fetch every INTERVAL (e.g. 5m; 1s to 30d) until SIGTERM or SIGINT' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l host -d 'The POP3 server' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l port -d 'The server\'s port [default: 995 for implicit TLS, 110 otherwise]' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l user -d 'The login name' -r

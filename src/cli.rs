@@ -1,11 +1,13 @@
 //! The command line as plain data (clap derive). Doc comments here are the `--help` text.
 //! Nothing in this module validates or merges; `cmd` turns these into `config::Overrides`.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::TlsMode;
+use crate::config::range;
 
 /// Fetch mail from POP3 servers into a Maildir, an mbox or a delivery command, safely: TLS
 /// always verified, a message is marked seen only after it is on disk, and deleted only after
@@ -159,12 +161,12 @@ pub struct FetchArgs {
     #[arg(long)]
     pub delete: bool,
 
-    /// Leave messages bigger than SIZE on the server (e.g. 25M, 500k)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    /// Leave messages bigger than SIZE on the server (e.g. 25M, 500k; 1 to 1024G)
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_size)]
     pub max_size: Option<u64>,
 
-    /// Fetch at most N messages per account in this run
-    #[arg(long, value_name = "N")]
+    /// Fetch at most N messages per account in this run (N at least 1)
+    #[arg(long, value_name = "N", value_parser = count_parser(range::LIMIT))]
     pub limit: Option<usize>,
 
     /// Connect, log in and print what would be fetched, skipped and deleted; change nothing
@@ -175,12 +177,13 @@ pub struct FetchArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Fetch up to N accounts in parallel
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    /// Fetch up to N accounts in parallel (1 to 64)
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
+          value_parser = count_parser(range::JOBS))]
     pub jobs: usize,
 
-    /// Keep running: fetch every INTERVAL (e.g. 5m) until SIGTERM or SIGINT
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration_arg)]
+    /// Keep running: fetch every INTERVAL (e.g. 5m; 1s to 30d) until SIGTERM or SIGINT
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_daemon_interval)]
     pub daemon: Option<std::time::Duration>,
 
     #[command(flatten)]
@@ -212,7 +215,7 @@ pub struct OneOff {
     pub host: Option<String>,
 
     /// The server's port [default: 995 for implicit TLS, 110 otherwise]
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
     /// The login name
@@ -240,15 +243,20 @@ pub struct OneOff {
     pub mda: Option<String>,
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::file::parse_duration(s)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 5m, 1h)"))
+// The ranges are those of the config (`config::range`); clap's error names the flag, and a
+// usage error exits 64 (main.rs).
+
+fn parse_daemon_interval(s: &str) -> Result<std::time::Duration, String> {
+    range::DaemonInterval::parse(s).map(|d| d.0)
 }
 
-fn parse_size_arg(s: &str) -> Result<u64, String> {
-    crate::config::file::parse_size(s)
-        .ok_or_else(|| format!("{s:?} is not a size (a number with an optional k, M or G)"))
+fn parse_max_size(s: &str) -> Result<u64, String> {
+    range::MaxSize::parse(s).map(|n| n.0)
+}
+
+/// A count within `bounds` (clap says "0 is not in 1..=64").
+fn count_parser(bounds: RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(bounds)
 }
 
 #[cfg(test)]
@@ -267,6 +275,66 @@ mod tests {
         let b = Cli::try_parse_from(["pop3", "fetch", "-c", "x.toml"]).unwrap();
         assert_eq!(a.config, b.config);
         assert_eq!(a.config, Some(PathBuf::from("x.toml")));
+    }
+
+    /// Parse `pop3 fetch ARGS`: the fetch arguments, or clap's error message.
+    fn fetch(args: &[&str]) -> Result<FetchArgs, String> {
+        let argv = ["pop3", "fetch"].iter().chain(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Fetch(f),
+                ..
+            }) => Ok(f),
+            Ok(other) => panic!("not fetch: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn daemon_interval_range_is_checked_at_both_ends() {
+        use std::time::Duration;
+        let ok = |v: &str| fetch(&["--daemon", v]).unwrap().daemon.unwrap();
+        assert_eq!(ok("1s"), Duration::from_secs(1));
+        assert_eq!(ok("30d"), Duration::from_secs(30 * 86400));
+        for bad in ["0s", "999ms", "31d", "18446744073709551615s", "soon"] {
+            let e = fetch(&["--daemon", bad]).unwrap_err();
+            assert!(e.contains("--daemon"), "{bad}: {e}");
+        }
+        let e = fetch(&["--daemon", "31d"]).unwrap_err();
+        assert!(e.contains("1s to 30d"), "{e}");
+    }
+
+    #[test]
+    fn counts_and_sizes_have_ranges() {
+        assert_eq!(fetch(&["--jobs", "64"]).unwrap().jobs, 64);
+        assert_eq!(fetch(&[]).unwrap().jobs, 1);
+        assert_eq!(fetch(&["--limit", "1"]).unwrap().limit, Some(1));
+        assert_eq!(
+            fetch(&["--limit", "4294967295"]).unwrap().limit,
+            Some(4294967295)
+        );
+        assert_eq!(
+            fetch(&["--max-size", "1024G"]).unwrap().max_size,
+            Some(1 << 40)
+        );
+        assert_eq!(
+            fetch(&["--port", "65535"]).unwrap().one_off.port,
+            Some(65535)
+        );
+        for (flag, bad, range) in [
+            ("--jobs", "0", "1..=64"),
+            ("--jobs", "65", "1..=64"),
+            ("--limit", "0", "1..=4294967295"),
+            ("--limit", "4294967296", "1..=4294967295"),
+            ("--limit", "99999999999999999999", "--limit"),
+            ("--max-size", "0", "1 to 1024G"),
+            ("--max-size", "1025G", "1 to 1024G"),
+            ("--port", "0", "1..=65535"),
+            ("--port", "65536", "--port"),
+        ] {
+            let e = fetch(&[flag, bad]).unwrap_err();
+            assert!(e.contains(flag) && e.contains(range), "{flag} {bad}: {e}");
+        }
     }
 
     #[test]

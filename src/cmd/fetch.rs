@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{Context, overrides, report, select};
 use crate::cli::FetchArgs;
+use crate::config::range::DaemonInterval;
 use crate::config::{Account, Overrides};
 use crate::engine::{self, FetchOptions, NoProgress, Progress, Summary};
 use crate::error::{Error, ErrorKind, Result};
@@ -218,19 +219,33 @@ fn daemon(
                     backoff(interval, failures[i], e.kind())
                 }
             };
-            due[i] = Instant::now() + wait;
+            due[i] = later(Instant::now(), wait);
         }
         if stop.load(Ordering::Relaxed) {
             return Ok(ExitCode::from(SIGNALLED));
         }
-        let next = due.iter().min().copied().unwrap_or(now + interval);
+        let next = due
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or_else(|| later(now, interval));
         while Instant::now() < next {
             if stop.load(Ordering::Relaxed) {
                 return Ok(ExitCode::from(SIGNALLED));
             }
-            std::thread::sleep(Duration::from_millis(200).min(next - Instant::now()));
+            let left = next.saturating_duration_since(Instant::now());
+            std::thread::sleep(Duration::from_millis(200).min(left));
         }
     }
+}
+
+/// `now + wait`, never panicking: `--daemon` is range-checked (`config::range`), but a wait
+/// that `Instant` cannot hold (a LOGIN-DELAY, a lib caller) becomes the longest interval,
+/// and failing that `now`.
+fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(DaemonInterval::MAX))
+        .unwrap_or(now)
 }
 
 /// The wait after the `failures`-th failure in a row: the interval doubled each time, at
@@ -309,6 +324,19 @@ fn print_plan(account: &str, s: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_beyond_what_instant_holds_does_not_panic() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = later(now, Duration::MAX);
+        assert!(far >= now);
+        let longest = backoff(Duration::MAX, 30, ErrorKind::Temporary);
+        assert!(later(now, longest) >= now);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -105,7 +105,9 @@ const REFERENCE: &str = r#".SH CONFIGURATION
 The config file is TOML. A \fB[defaults]\fR table holds keys every account inherits; each
 \fB[accounts.\fINAME\fB]\fR table is one account. Unknown keys are errors that name the
 file, the line and the key. Durations are a number and a unit (\fBms\fR, \fBs\fR, \fBm\fR,
-\fBh\fR, \fBd\fR); sizes a number with an optional \fBk\fR, \fBM\fR or \fBG\fR.
+\fBh\fR, \fBd\fR); sizes a number with an optional \fBk\fR, \fBM\fR or \fBG\fR. Each
+duration, size and port has the range given below; a value outside it is an error that
+names the file, the line and the key (exit code 78).
 .PP
 .nf
 [defaults]
@@ -123,7 +125,7 @@ delete_after = "14d"
 The POP3 server. Required.
 .TP
 \fBport\fR
-Its port. Default 995 with \fBtls = "implicit"\fR, else 110.
+Its port, 1 to 65535. Default 995 with \fBtls = "implicit"\fR, else 110.
 .TP
 \fBuser\fR
 The login name. Required.
@@ -178,18 +180,19 @@ With \fBtls = "none"\fR, allow mechanisms that reveal the password (USER, PLAIN,
 Default false.
 .TP
 \fBtimeout\fR
-Connecting, the TLS handshake and every read and write must finish within this. Default
-\fB"60s"\fR.
+Connecting, the TLS handshake and every read and write must finish within this: 1s to 1h.
+Default \fB"60s"\fR.
 .TP
 \fBkeep\fR
 Leave messages on the server. Default true. When false, each message is deleted once it is
 delivered and recorded, and so are messages recorded by earlier runs.
 .TP
 \fBdelete_after\fR
-With \fBkeep\fR, delete messages first fetched at least this long ago.
+With \fBkeep\fR, delete messages first fetched at least this long ago: 0 to 36500d (100
+years); 0 deletes each message once it is fetched.
 .TP
 \fBmax_size\fR
-Leave messages bigger than this on the server and report them.
+Leave messages bigger than this on the server and report them: 1 to 1024G.
 .TP
 \fBadd_received\fR
 Prepend a \fBReceived:\fR header naming the server, pop3 and the UIDL. Default true.
@@ -206,7 +209,7 @@ or a string for \fBsh -c\fR. \fB%F\fR is replaced by the envelope sender. Exit 0
 delivered, 75 means try again later, anything else is a failure.
 .TP
 \fBmda_timeout\fR
-How long the delivery command may take per message. Default \fB"5m"\fR.
+How long the delivery command may take per message: 1s to 24h. Default \fB"5m"\fR.
 .SH FILES
 .TP
 \fI$XDG_CONFIG_HOME/pop3/config.toml\fR (default \fI~/.config/pop3/config.toml\fR)
@@ -274,3 +277,41 @@ in config order, that failed.
 .SH "SEE ALSO"
 \fBfetchmail\fR(1), \fBmpop\fR(1), \fBgetmail\fR(1), \fBprocmail\fR(1)
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::REFERENCE;
+    use crate::config::range::{self, DeleteAfter, MaxSize, MdaTimeout, Timeout};
+
+    /// The ranges the man page and the README state are the ones the parser enforces.
+    #[test]
+    fn documented_ranges_are_the_enforced_ones() {
+        let readme = include_str!("../../README.md");
+        let port = format!("{} to {}", range::PORT.start(), range::PORT.end());
+        for (key, range) in [
+            ("timeout", Timeout::range_text()),
+            ("mda_timeout", MdaTimeout::range_text()),
+            ("delete_after", DeleteAfter::range_text()),
+            ("max_size", MaxSize::range_text()),
+            ("port", port),
+        ] {
+            let man = REFERENCE
+                .split(&format!("\\fB{key}\\fR\n"))
+                .nth(1)
+                .and_then(|s| s.split(".TP").next())
+                .unwrap_or_else(|| panic!("{key} is not in the man page"));
+            assert!(
+                man.contains(&range),
+                "man page, {key}: want {range:?} in {man:?}"
+            );
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("{key} is not in the README table"));
+            assert!(
+                row.contains(&range),
+                "README, {key}: want {range:?} in {row:?}"
+            );
+        }
+    }
+}

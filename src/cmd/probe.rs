@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::ProbeArgs;
+use crate::config::range::PORT;
 use crate::config::{Overrides, TlsMode};
 use crate::error::{Error, ErrorKind};
 use crate::net::tls::{self, hex_colons};
@@ -167,8 +168,23 @@ pub fn describe(c: &Capabilities) -> String {
     }
 }
 
-/// `host`, `host:port`, `[v6]:port`.
+/// `host`, `host:port`, `[v6]:port`; the port within `config::range::PORT`.
 fn split_host_port(target: &str) -> Result<(String, Option<u16>), Error> {
+    let (host, port) = split_unchecked(target)?;
+    match port {
+        Some(p) if !PORT.contains(&p) => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{target:?}: port {p} is out of range: it must be from {} to {}",
+                PORT.start(),
+                PORT.end()
+            ),
+        )),
+        _ => Ok((host, port)),
+    }
+}
+
+fn split_unchecked(target: &str) -> Result<(String, Option<u16>), Error> {
     let bad = || {
         Error::new(
             ErrorKind::Usage,
@@ -207,5 +223,12 @@ mod tests {
         );
         assert!(split_host_port("h:x").is_err());
         assert!(split_host_port("").is_err());
+        assert_eq!(split_host_port("h:65535").unwrap().1, Some(65535));
+        for bad in ["h:0", "[::1]:0", "h:65536"] {
+            let e = split_host_port(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{bad}");
+        }
+        let e = split_host_port("h:0").unwrap_err().to_string();
+        assert!(e.contains("1 to 65535"), "{e}");
     }
 }

@@ -1,6 +1,8 @@
 //! The TOML file, mirrored 1:1 by serde structs with `deny_unknown_fields` everywhere, so an
 //! unknown or misspelt key is an error naming the file, line and key (STYLE.md rule 12).
-//! Nothing here validates values; `config::account` turns these into a typed `Account`.
+//! Nothing here validates values beyond their type, except that durations, sizes and the
+//! port carry their allowed range in their type (`config::range`); `config` turns these into
+//! a typed `Account`.
 
 use std::fmt;
 
@@ -8,6 +10,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::account::TlsMode;
+use super::range::{DeleteAfter, MaxSize, MdaTimeout, PortValue, Timeout};
 use crate::proto::auth::Mechanism;
 
 /// The whole file.
@@ -53,23 +56,23 @@ impl<'de> Deserialize<'de> for Accounts {
 #[serde(deny_unknown_fields)]
 pub struct AccountTable {
     pub host: Option<String>,
-    pub port: Option<u16>,
+    pub port: Option<PortValue>,
     pub user: Option<String>,
     pub password: Option<PasswordTable>,
     pub auth: Option<AuthName>,
     pub tls: Option<TlsMode>,
     pub tls_ca_file: Option<String>,
-    pub timeout: Option<DurationValue>,
+    pub timeout: Option<Timeout>,
     pub allow_plaintext_password: Option<bool>,
     pub keep: Option<bool>,
-    pub delete_after: Option<DurationValue>,
-    pub max_size: Option<SizeValue>,
+    pub delete_after: Option<DeleteAfter>,
+    pub max_size: Option<MaxSize>,
     pub add_received: Option<bool>,
     pub tls_fingerprint: Option<OneOrMany>,
     pub tls_min_version: Option<TlsVersionName>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
-    pub mda_timeout: Option<DurationValue>,
+    pub mda_timeout: Option<MdaTimeout>,
     pub deliver: Option<DeliverTable>,
 }
 
@@ -109,41 +112,13 @@ pub enum TlsVersionName {
     V1_3,
 }
 
-/// A size: a number of bytes with an optional unit `k`, `M` or `G` (powers of 1024).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SizeValue(pub u64);
-
-impl<'de> Deserialize<'de> for SizeValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = SizeValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size such as \"25M\", \"500k\" or a number of bytes")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeValue, E> {
-                u64::try_from(v)
-                    .map(SizeValue)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeValue, E> {
-                parse_size(v).map(SizeValue).ok_or_else(|| {
-                    E::custom(format!(
-                        "invalid size {v:?}: write a number with an optional unit k, M or G"
-                    ))
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Parse `<digits>[k|K|M|G][B]`: powers of 1024.
+/// Parse `<digits>[k|K|M|G][B]`: powers of 1024. Too big for a `u64` gives `u64::MAX`, so
+/// that the caller's range check (`config::range`) says "out of range", not "invalid".
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
+    let n = parse_digits(digits)?;
     let unit = unit.trim();
     let unit = unit.strip_suffix(['B', 'b']).unwrap_or(unit);
     let mul: u64 = match unit {
@@ -153,7 +128,16 @@ pub fn parse_size(s: &str) -> Option<u64> {
         "g" | "G" => 1 << 30,
         _ => return None,
     };
-    n.checked_mul(mul)
+    Some(n.saturating_mul(mul))
+}
+
+/// ASCII digits as a `u64`, saturating at `u64::MAX`; `None` when there are none.
+fn parse_digits(digits: &str) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    // Only digits are left, so the one possible error is overflow.
+    Some(digits.parse().unwrap_or(u64::MAX))
 }
 
 /// `deliver.maildir = "..."`.
@@ -257,28 +241,15 @@ impl<'de> Deserialize<'de> for AuthName {
     }
 }
 
-/// A duration written as a number and a unit: `500ms`, `30s`, `5m`, `2h`, `1d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DurationValue(pub std::time::Duration);
-
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(DurationValue).ok_or_else(|| {
-            de::Error::custom(format!(
-                "invalid duration {s:?}: write a number and a unit, e.g. \"30s\", \"5m\", \"1h\""
-            ))
-        })
-    }
-}
-
-/// Parse `<digits><unit>` with unit ms, s, m, h or d (a bare number is seconds).
+/// Parse `<digits><unit>` with unit ms, s, m, h or d (a bare number is seconds). Too long
+/// for a `Duration` of `u64` seconds saturates there, so that the caller's range check
+/// (`config::range`) says "out of range", not "invalid".
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let secs = |mul: u64| n.checked_mul(mul).map(std::time::Duration::from_secs);
+    let n = parse_digits(digits)?;
+    let secs = |mul: u64| Some(std::time::Duration::from_secs(n.saturating_mul(mul)));
     match unit.trim() {
         "ms" => Some(std::time::Duration::from_millis(n)),
         "" | "s" => secs(1),
@@ -319,7 +290,10 @@ mod tests {
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("3 weeks"), None);
-        assert_eq!(parse_duration("99999999999999999999d"), None);
+        let longest = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(parse_duration("99999999999999999999d"), longest);
+        assert_eq!(parse_duration("18446744073709551615d"), longest);
+        assert_eq!(parse_duration("d"), None);
     }
 
     #[test]
@@ -332,5 +306,7 @@ mod tests {
         assert_eq!(parse_size("-1"), None);
         assert_eq!(parse_size("12T"), None);
         assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("99999999999999999999"), Some(u64::MAX));
+        assert_eq!(parse_size("18446744073709551615G"), Some(u64::MAX));
     }
 }

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod file;
 pub mod paths;
+pub mod range;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,10 +98,27 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
             if let Some(table) = enclosing_table(text, span.start) {
                 msg.push_str(&format!(" (in [{table}])"));
             }
+            // An unknown key's message names it; a bad value's message names only the value.
+            if let Some(key) = key_of_value(text, span.start) {
+                msg.push_str(&format!(": {key}"));
+            }
         }
         msg.push_str(&format!(": {}", e.message().trim_end()));
         Error::new(ErrorKind::Config, msg)
     })
+}
+
+/// The key whose value starts at byte offset `at` (`timeout` in `timeout = "2h"`,
+/// `password.command`, `mda` in `deliver = { mda = 5 }`), for error messages; `None` when
+/// `at` is not on a `key = value` line (an unknown key's own span, a multi-line array).
+fn key_of_value(text: &str, at: usize) -> Option<&str> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = text.get(line_start..at)?;
+    let (key, _) = before.rsplit_once('=')?;
+    let key = key.rsplit(['{', ',']).next()?.trim();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ');
+    (!key.is_empty() && key.chars().all(plain)).then_some(key)
 }
 
 /// The `[table]` header in force at byte offset `at`, for error messages.
@@ -197,7 +215,10 @@ impl Config {
             }
         }
         let tls = over.tls.or(t.tls).unwrap_or(TlsMode::Implicit);
-        let port = over.port.or(t.port).unwrap_or(tls.default_port());
+        let port = over
+            .port
+            .or(t.port.map(|p| p.0))
+            .unwrap_or(tls.default_port());
         let tls_ca_file = match (&over.ca_file, &t.tls_ca_file) {
             (Some(p), _) => Some(p.clone()),
             (None, Some(s)) => Some(paths::expand_tilde(s)?),
@@ -335,13 +356,8 @@ impl Config {
                 ),
             ));
         }
+        // Durations and sizes were range-checked as the file was read (`range`).
         let timeout = t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
-        if timeout.is_zero() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("{label}: `timeout` must be greater than 0"),
-            ));
-        }
         Ok(Account {
             name: name.map_or_else(|| format!("{user}@{host}"), str::to_owned),
             host,
@@ -469,6 +485,99 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("cmd"), "{msg}");
+    }
+
+    /// The error for `key = value` on line 3 of `[accounts.a]` (or of `[defaults]`).
+    fn range_error(table: &str, key: &str, value: &str) -> String {
+        let err = config(&format!("[{table}]\nhost = \"h\"\n{key} = {value}\n")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{key} = {value}");
+        let msg = err.to_string();
+        let want = format!("test.toml: line 3 (in [{table}]): {key}: ");
+        assert!(msg.starts_with(&want), "{key} = {value}: {msg}");
+        assert!(msg.contains("out of range"), "{key} = {value}: {msg}");
+        msg
+    }
+
+    #[test]
+    fn every_duration_size_and_port_out_of_range_names_file_line_and_key() {
+        let cases = [
+            ("timeout", "\"0s\"", "1s to 1h"),
+            ("timeout", "\"3601s\"", "1s to 1h"),
+            ("timeout", "\"18446744073709551615s\"", "1s to 1h"),
+            ("mda_timeout", "\"999ms\"", "1s to 24h"),
+            ("mda_timeout", "\"86401s\"", "1s to 24h"),
+            ("delete_after", "\"36501d\"", "0 to 36500d"),
+            ("delete_after", "\"10000000000000000000s\"", "0 to 36500d"),
+            ("max_size", "0", "1 to 1024G"),
+            ("max_size", "-1", "1 to 1024G"),
+            ("max_size", "\"1025G\"", "1 to 1024G"),
+            ("max_size", "1099511627777", "1 to 1024G"),
+            ("port", "0", "1 to 65535"),
+            ("port", "65536", "1 to 65535"),
+            ("port", "-1", "1 to 65535"),
+        ];
+        for table in ["accounts.a", "defaults"] {
+            for (key, value, range) in cases {
+                let msg = range_error(table, key, value);
+                assert!(msg.contains(range), "{key} = {value}: {msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn values_at_the_bounds_are_accepted() {
+        let base = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ndeliver.mda = \"cat\"\n";
+        let at = |extra: &str| {
+            config(&format!("{base}{extra}"))
+                .unwrap()
+                .resolve(Some("a"), &Overrides::default())
+                .unwrap()
+        };
+        let low = at(
+            "timeout = \"1s\"\nmda_timeout = \"1s\"\ndelete_after = \"0s\"\n\
+                      max_size = 1\nport = 1\n",
+        );
+        assert_eq!(low.timeout, Duration::from_secs(1));
+        assert_eq!(low.delete_after, Some(Duration::ZERO));
+        assert_eq!((low.max_size, low.port), (Some(1), 1));
+        assert!(
+            matches!(low.delivery, Delivery::Mda { timeout, .. } if timeout == Duration::from_secs(1))
+        );
+        let high = at(
+            "timeout = \"1h\"\nmda_timeout = \"24h\"\ndelete_after = \"36500d\"\n\
+                       max_size = \"1024G\"\nport = 65535\n",
+        );
+        assert_eq!(high.timeout, Duration::from_secs(3600));
+        assert_eq!(high.delete_after, Some(Duration::from_secs(36_500 * 86400)));
+        assert_eq!((high.max_size, high.port), (Some(1 << 40), 65535));
+        assert!(
+            matches!(high.delivery, Delivery::Mda { timeout, .. } if timeout == Duration::from_secs(86400))
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_in_every_toml_form() {
+        let msg = config("[accounts.a]\npassword.command = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 2 (in [accounts.a]): password.command: "),
+            "{msg}"
+        );
+        let msg = config("[accounts.a]\ndeliver = { maildir = \"m\", mda = 5 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(": mda: "), "{msg}");
+        let msg = config("[accounts.a]\n  timeout   =   \"2h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 2 (in [accounts.a]): timeout: \"2h\""),
+            "{msg}"
+        );
+        // An unknown key is named by toml itself, once.
+        let msg = config("[accounts.a]\nhots = 1\n").unwrap_err().to_string();
+        assert_eq!(msg.matches("hots").count(), 1, "{msg}");
     }
 
     #[test]
