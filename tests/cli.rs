@@ -15,6 +15,7 @@ mod generated;
 mod hostile;
 mod keyring;
 mod kill;
+mod no_loss;
 mod policy;
 mod ranges;
 mod tls;
