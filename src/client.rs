@@ -5,11 +5,12 @@
 //! [`MAX_LINE`]; multi-line listings to [`MAX_MESSAGES`] entries; message bodies are never
 //! held in memory but stream through [`Decoder`] into a caller's sink (DESIGN.md invariant 6).
 //!
-//! Commands can be pipelined (RFC 2449 section 6.6): [`Session::send`] only queues a command,
-//! [`Session::flush`] writes the queue, and responses are read in order with
-//! [`Session::read_ok`] or [`Session::read_body`]. The caller (the engine) decides how many
-//! commands are in flight; this module never pipelines across a state change (STLS, PASS,
-//! AUTH) because those methods send and wait by themselves.
+//! Commands can be pipelined (RFC 2449 section 6.6): in the TRANSACTION state a [`Window`]
+//! keeps RETR, TOP and DELE commands in flight, and the caller reads each answer in order
+//! ([`Session::read_body_or_refusal`], [`Session::read_dele`]); the second CAPA, UIDL and
+//! LIST after login go out in one flight ([`Session::capa_and_listing`]). This module is the
+//! only one that writes commands, and it never pipelines across a state change (STLS, PASS,
+//! AUTH): those methods send and wait by themselves.
 //!
 //! Protocol states are types: [`Session<S, Authorization>`] can log in, only
 //! [`Session<S, Transaction>`] can list, retrieve and delete, and `quit` consumes it.
@@ -419,16 +420,6 @@ impl<S: Read + Write, St> Session<S, St> {
         Ok(caps)
     }
 
-    /// Queue a command without writing it (for pipelining).
-    pub fn send(&mut self, cmd: &Command) -> Result<()> {
-        self.conn.queue(cmd)
-    }
-
-    /// Write the queued commands.
-    pub fn flush(&mut self) -> Result<()> {
-        self.conn.flush()
-    }
-
     fn into_state<T>(self) -> Session<S, T> {
         Session {
             conn: self.conn,
@@ -649,6 +640,21 @@ impl<S: Read + Write> Session<S, Transaction> {
         })
     }
 
+    /// CAPA (the capabilities after login) and the listing: all three commands in one flight
+    /// when `pipelining` (the server offered PIPELINING before login), else one at a time.
+    pub fn capa_and_listing(&mut self, pipelining: bool) -> Result<(Capabilities, Vec<Listed>)> {
+        if pipelining {
+            self.conn.queue(&Command::Capa)?;
+            self.send_listing(true)?;
+            let caps = self.read_capa()?;
+            Ok((caps, self.read_listing(true)?))
+        } else {
+            let caps = self.capa()?;
+            let listing = self.listing(caps.pipelining)?;
+            Ok((caps, listing))
+        }
+    }
+
     /// UIDL and LIST for every message, in one flight when `pipelining`, joined by message
     /// number. Duplicate message numbers or duplicate UIDLs are rejected (ErrorKind::BadData):
     /// with a repeated UIDL we could not tell which message was delivered.
@@ -659,7 +665,7 @@ impl<S: Read + Write> Session<S, Transaction> {
 
     /// Queue UIDL (and LIST too with `pipelining`) and write everything queued, so that a
     /// CAPA queued before goes out in the same flight.
-    pub fn send_listing(&mut self, pipelining: bool) -> Result<()> {
+    fn send_listing(&mut self, pipelining: bool) -> Result<()> {
         self.conn.queue(&Command::Uidl(None))?;
         if pipelining {
             self.conn.queue(&Command::List(None))?;
@@ -669,7 +675,7 @@ impl<S: Read + Write> Session<S, Transaction> {
 
     /// Read the answers to [`Session::send_listing`] (sending LIST only now without
     /// `pipelining`) and join them; see [`Session::listing`].
-    pub fn read_listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
+    fn read_listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
         let host = self.conn.host.clone();
         let bad = |what: &str, e: &dyn std::fmt::Display| {
             Error::new(
@@ -711,17 +717,6 @@ impl<S: Read + Write> Session<S, Transaction> {
             Ok(())
         })?;
         join_listing(&host, uids, sizes)
-    }
-
-    /// Queue RETR for message `n` (pipelining: written by the next [`Session::flush`]); read
-    /// its answer with [`Session::read_body_or_refusal`].
-    pub fn send_retr(&mut self, n: MessageNumber) -> Result<()> {
-        self.conn.queue(&Command::Retr(n))
-    }
-
-    /// Queue DELE for message `n`; read its answer with [`Session::read_dele`].
-    pub fn send_dele(&mut self, n: MessageNumber) -> Result<()> {
-        self.conn.queue(&Command::Dele(n))
     }
 
     /// Read the answer to a DELE sent earlier: `Ok(Err(reply))` when the server refused it
@@ -812,6 +807,78 @@ impl<S: Read + Write> Session<S, Transaction> {
     /// (RFC 1939 section 6, the UPDATE state).
     pub fn quit(mut self) -> Result<()> {
         self.command(&Command::Quit, ErrorKind::Protocol).map(drop)
+    }
+}
+
+/// A command of the TRANSACTION state that a [`Window`] keeps in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Retr(MessageNumber),
+    /// TOP with this many body lines.
+    Top(MessageNumber, u32),
+    Dele(MessageNumber),
+}
+
+impl Op {
+    fn command(self) -> Command<'static> {
+        match self {
+            Op::Retr(n) => Command::Retr(n),
+            Op::Top(n, lines) => Command::Top(n, lines),
+            Op::Dele(n) => Command::Dele(n),
+        }
+    }
+}
+
+/// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
+/// window (3 KiB) can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
+pub const PIPELINE_WINDOW: usize = 256;
+
+/// A pipelining window (RFC 2449 section 6.6): commands in flight, each with the caller's
+/// tag, answered in order. Without PIPELINING it holds one command at a time.
+#[derive(Debug)]
+pub struct Window<T> {
+    size: usize,
+    in_flight: std::collections::VecDeque<(Op, T)>,
+}
+
+impl<T> Window<T> {
+    /// A window for a server that offers PIPELINING (`pipelining`) or not.
+    pub fn new(pipelining: bool) -> Window<T> {
+        Window {
+            size: if pipelining { PIPELINE_WINDOW } else { 1 },
+            in_flight: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Once the window has drained to half (or, without pipelining, is empty), fill it from
+    /// `next` and write the new commands in one flight (one TLS record rather than one per
+    /// message). Returns how many commands were sent.
+    pub fn top_up<S: Read + Write>(
+        &mut self,
+        session: &mut Session<S, Transaction>,
+        mut next: impl FnMut() -> Option<(Op, T)>,
+    ) -> Result<usize> {
+        let mut sent = 0;
+        if self.size == 1 || self.in_flight.len() <= self.size / 2 {
+            while self.in_flight.len() < self.size {
+                let Some((op, tag)) = next() else { break };
+                session.conn.queue(&op.command())?;
+                self.in_flight.push_back((op, tag));
+                sent += 1;
+            }
+        }
+        session.conn.flush()?;
+        Ok(sent)
+    }
+
+    /// The command whose answer comes next; the caller reads it from the session.
+    pub fn next_answer(&mut self) -> Option<(Op, T)> {
+        self.in_flight.pop_front()
+    }
+
+    /// The commands in flight, oldest first.
+    pub fn in_flight(&self) -> impl Iterator<Item = &(Op, T)> {
+        self.in_flight.iter()
     }
 }
 

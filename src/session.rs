@@ -122,16 +122,7 @@ pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
     let (mut session, mechanism) = log_in(account, session, &caps, &password)?;
     drop(password);
     let tls = session.stream().tls_description();
-    let (after, listing) = if caps.pipelining {
-        session.send(&crate::proto::command::Command::Capa)?;
-        session.send_listing(true)?;
-        let after = session.read_capa()?;
-        (after, session.read_listing(true)?)
-    } else {
-        let after = session.capa()?;
-        let listing = session.listing(after.pipelining)?;
-        (after, listing)
-    };
+    let (after, listing) = session.capa_and_listing(caps.pipelining)?;
     let caps = after_login(caps, after);
     let connected = Connected {
         session,

@@ -65,6 +65,13 @@ fn logged_in(script: &[u8], chunk: usize) -> Session<Mock, Transaction> {
     }
 }
 
+/// Send RETR n through a window of one.
+fn send_retr<S: Read + Write>(s: &mut Session<S, Transaction>, n: u32) {
+    let mut window = Window::new(false);
+    let mut op = Some((Op::Retr(MessageNumber::new(n).unwrap()), ()));
+    assert_eq!(window.top_up(s, || op.take()).unwrap(), 1);
+}
+
 const LOGIN: &[u8] = b"+OK ready <1.2@h>\r\n+OK\r\n+OK logged in\r\n";
 
 #[test]
@@ -81,8 +88,7 @@ fn rfc1939_session_with_listing_and_streamed_retr() {
         assert_eq!(listing.len(), 2);
         assert_eq!(listing[0].uid.as_bytes(), b"whqtswO00WBw418f9t5JxYwZ");
         assert_eq!(listing[1].size, Octets(200));
-        s.send(&Command::Retr(listing[0].number)).unwrap();
-        s.flush().unwrap();
+        send_retr(&mut s, 1);
         let mut body = Vec::new();
         let n = s
             .read_body("RETR 1", 10_000, &mut |b| {
@@ -205,9 +211,7 @@ fn eof_in_the_middle_of_a_body_is_an_error() {
             Ok(s) => s,
             Err(f) => panic!("{}", f.0),
         };
-        s.send(&Command::Retr(MessageNumber::new(1).unwrap()))
-            .unwrap();
-        s.flush().unwrap();
+        send_retr(&mut s, 1);
         let err = s.read_body("RETR 1", 1000, &mut |_| Ok(())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Temporary, "{err}");
     });
@@ -222,9 +226,7 @@ fn a_body_larger_than_its_bound_is_bad_data() {
     }
     script.extend_from_slice(b".\r\n");
     let mut s = logged_in(&script, usize::MAX);
-    s.send(&Command::Retr(MessageNumber::new(1).unwrap()))
-        .unwrap();
-    s.flush().unwrap();
+    send_retr(&mut s, 1);
     let err = s.read_body("RETR 1", 500, &mut |_| Ok(())).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadData, "{err}");
 }
@@ -234,9 +236,7 @@ fn sink_failure_is_an_io_error() {
     let mut script = LOGIN.to_vec();
     script.extend_from_slice(b"+OK\r\nabc\r\n.\r\n");
     let mut s = logged_in(&script, usize::MAX);
-    s.send(&Command::Retr(MessageNumber::new(1).unwrap()))
-        .unwrap();
-    s.flush().unwrap();
+    send_retr(&mut s, 1);
     let err = s
         .read_body("RETR 1", 500, &mut |_| Err(io::Error::other("disk full")))
         .unwrap_err();
@@ -310,4 +310,46 @@ fn a_listing_is_bounded_by_bytes_not_only_by_lines() {
     // The limit leaves room for a realistic big mailbox: 100 000 typical UIDL lines.
     let typical = 100_000 * "100000 GmailId18c2f3a4b5c6d7e8\r\n".len();
     assert!(typical < MAX_LISTING_BYTES);
+}
+
+#[test]
+fn a_pipelined_window_fills_in_one_write_and_refills_at_half() {
+    let script = LOGIN.to_vec();
+    let mut s = logged_in(&script, usize::MAX);
+    let writes_before = s.stream().writes.len();
+    let mut window = Window::new(true);
+    let mut next = 0u32;
+    let mut source = || {
+        next += 1;
+        (next <= 1000).then(|| (Op::Dele(MessageNumber::new(next).unwrap()), next))
+    };
+    assert_eq!(window.top_up(&mut s, &mut source).unwrap(), PIPELINE_WINDOW);
+    assert_eq!(s.stream().writes.len(), writes_before + 1, "one flight");
+    // Not yet drained to half: nothing more goes out.
+    for _ in 0..PIPELINE_WINDOW / 2 - 1 {
+        window.next_answer().unwrap();
+    }
+    assert_eq!(window.top_up(&mut s, &mut source).unwrap(), 0);
+    window.next_answer().unwrap();
+    assert_eq!(
+        window.top_up(&mut s, &mut source).unwrap(),
+        PIPELINE_WINDOW / 2
+    );
+    // Answers come back in the order sent, with their tags.
+    assert_eq!(
+        window.next_answer(),
+        Some((Op::Dele(MessageNumber::new(129).unwrap()), 129))
+    );
+}
+
+#[test]
+fn without_pipelining_the_window_holds_one_command() {
+    let mut s = logged_in(LOGIN, usize::MAX);
+    let mut window = Window::new(false);
+    let mut ops = (1..=3).map(|n| (Op::Top(MessageNumber::new(n).unwrap(), 0), n));
+    assert_eq!(window.top_up(&mut s, || ops.next()).unwrap(), 1);
+    assert_eq!(window.top_up(&mut s, || ops.next()).unwrap(), 0);
+    assert_eq!(window.next_answer().map(|a| a.1), Some(1));
+    assert_eq!(window.top_up(&mut s, || ops.next()).unwrap(), 1);
+    assert!(s.stream().written().ends_with(b"TOP 2 0\r\n"));
 }

@@ -10,11 +10,10 @@ use serde_json::json;
 
 use super::{Context, overrides, select};
 use crate::cli::ListArgs;
-use crate::client::{Listed, Session, Transaction};
+use crate::client::{Listed, Op, Session, Transaction, Window};
 use crate::engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
-use crate::proto::command::Command;
 use crate::session::{self, Connected};
 use crate::state::uidl::SeenState;
 use crate::ui::sanitize::sanitize;
@@ -147,15 +146,18 @@ fn fetch_headers(
     listing: &[Listed],
     pipelining: bool,
 ) -> Result<Vec<Headers>> {
-    let window = if pipelining { 32 } else { 1 };
+    let mut window = Window::new(pipelining);
     let mut out = Vec::with_capacity(listing.len());
-    let mut sent = 0;
-    for (i, m) in listing.iter().enumerate() {
-        while sent < listing.len() && sent < i + window {
-            session.send(&Command::Top(listing[sent].number, 0))?;
-            sent += 1;
-        }
-        session.flush()?;
+    let mut ops = listing
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (Op::Top(m.number, 0), i));
+    loop {
+        window.top_up(session, || ops.next())?;
+        let Some((_, i)) = window.next_answer() else {
+            return Ok(out);
+        };
+        let m = &listing[i];
         let mut buf = Vec::new();
         session.read_body(
             &format!("TOP {}", m.number),
@@ -168,7 +170,6 @@ fn fetch_headers(
         )?;
         out.push(parse_headers(&buf));
     }
-    Ok(out)
 }
 
 fn parse_headers(bytes: &[u8]) -> Headers {

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 
 use log::{info, warn};
 
-use crate::client::{Listed, Session, Transaction};
+use crate::client::{Listed, Op, Session, Transaction, Window};
 use crate::crashpoint;
 use crate::deliver::{Envelope, Sink};
 use crate::error::{Error, ErrorKind, Result};
@@ -22,14 +22,6 @@ use crate::ui::sanitize::sanitize;
 use super::commit::{Committer, forget_departed};
 use super::plan::{Plan, Policy, plan};
 use super::{FetchOptions, Progress, Summary, body_limit, now_unix, total_size};
-
-/// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
-/// window (3 KiB) can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
-const PIPELINE_WINDOW: usize = 256;
-
-/// The window is topped up only once it has drained this far, so that commands go out in
-/// one write (one TLS record) per batch rather than one per message.
-const PIPELINE_REFILL: usize = PIPELINE_WINDOW / 2;
 
 /// What a session needs to know of its account (nothing that connects).
 #[derive(Debug, Clone)]
@@ -58,61 +50,24 @@ impl Ledger {
     }
 }
 
-/// A response the loop is waiting for, in the order the commands were sent.
-enum Awaiting {
-    Retr(usize),
-    Dele(usize),
-}
-
-/// The commands of a session: what is still to send and what is in flight.
-struct Window {
-    size: usize,
-    /// Listing indexes to retrieve, and how many of them have been sent.
+/// What a session still has to send: the messages to retrieve (in server order) and the
+/// ones to delete (DELE first: they are cheap and free the server).
+struct Queue {
     fetch: Vec<usize>,
     next: usize,
-    /// Listing indexes to delete, not yet sent.
     delete: VecDeque<usize>,
-    in_flight: VecDeque<Awaiting>,
 }
 
-impl Window {
-    /// Send more commands when the window has drained to the refill mark (or, without
-    /// pipelining, when it is empty), DELE first (they are cheap and free the server).
-    fn top_up<S: Read + Write>(
-        &mut self,
-        session: &mut Session<S, Transaction>,
-        listing: &[Listed],
-        stopping: bool,
-    ) -> Result<()> {
-        let refill = self.size == 1 || self.in_flight.len() <= PIPELINE_REFILL;
-        let mut sent = 0;
-        while refill && self.in_flight.len() < self.size && !stopping {
-            if let Some(i) = self.delete.pop_front() {
-                crashpoint::hit("pop3.dele", &listing[i].uid);
-                session.send_dele(listing[i].number)?;
-                self.in_flight.push_back(Awaiting::Dele(i));
-            } else if let Some(&i) = self.fetch.get(self.next) {
-                session.send_retr(listing[i].number)?;
-                self.in_flight.push_back(Awaiting::Retr(i));
-                self.next += 1;
-            } else {
-                break;
-            }
-            sent += 1;
+impl Queue {
+    /// The next command, tagged with its listing index.
+    fn next_op(&mut self, listing: &[Listed]) -> Option<(Op, usize)> {
+        if let Some(i) = self.delete.pop_front() {
+            crashpoint::hit("pop3.dele", &listing[i].uid);
+            return Some((Op::Dele(listing[i].number), i));
         }
-        if sent > 0 {
-            crashpoint::hit("pop3.send", sent);
-        }
-        session.flush()
-    }
-
-    /// Whether a RETR is still to be sent or answered.
-    fn more_retr(&self) -> bool {
-        self.next < self.fetch.len()
-            || self
-                .in_flight
-                .iter()
-                .any(|a| matches!(a, Awaiting::Retr(_)))
+        let &i = self.fetch.get(self.next)?;
+        self.next += 1;
+        Some((Op::Retr(listing[i].number), i))
     }
 }
 
@@ -187,12 +142,11 @@ pub fn run_session<S: Read + Write>(
         return Ok(summary);
     };
     progress.start(name, plan.fetch.len(), total_size(listing, &plan.fetch));
-    let mut window = Window {
-        size: if caps.pipelining { PIPELINE_WINDOW } else { 1 },
+    let mut window = Window::new(caps.pipelining);
+    let mut queue = Queue {
         fetch: plan.fetch.clone(),
         next: 0,
         delete: plan.delete.iter().copied().collect(),
-        in_flight: VecDeque::new(),
     };
     let mut outcome = Outcome::default();
     let mut committer = Committer::new(sink);
@@ -206,6 +160,7 @@ pub fn run_session<S: Read + Write>(
         state,
         &mut committer,
         &mut window,
+        &mut queue,
         &plan,
         &local_host,
         &mut summary,
@@ -265,7 +220,8 @@ fn exchange<S: Read + Write>(
     progress: &dyn Progress,
     state: &mut SeenState,
     committer: &mut Committer<'_>,
-    window: &mut Window,
+    window: &mut Window<usize>,
+    queue: &mut Queue,
     plan: &Plan,
     local_host: &str,
     summary: &mut Summary,
@@ -279,12 +235,22 @@ fn exchange<S: Read + Write>(
             summary.interrupted = true;
             info!("{name}: stopping after the message in flight");
         }
-        window.top_up(session, listing, summary.interrupted)?;
-        let Some(awaiting) = window.in_flight.pop_front() else {
+        let stopping = summary.interrupted;
+        let sent = window.top_up(session, || {
+            if stopping {
+                None
+            } else {
+                queue.next_op(listing)
+            }
+        })?;
+        if sent > 0 {
+            crashpoint::hit("pop3.sent", sent);
+        }
+        let Some((op, i)) = window.next_answer() else {
             return Ok(());
         };
-        match awaiting {
-            Awaiting::Dele(i) => match session.read_dele()? {
+        match op {
+            Op::Dele(_) => match session.read_dele()? {
                 Ok(()) => outcome.deleted.push(i),
                 Err(reply) => {
                     warn!(
@@ -297,7 +263,7 @@ fn exchange<S: Read + Write>(
                     outcome.refused_dele.push(i);
                 }
             },
-            Awaiting::Retr(i) if summary.interrupted => {
+            Op::Retr(_) | Op::Top(..) if summary.interrupted => {
                 // Pipelined ahead of the signal: read and drop it, unrecorded, so that
                 // QUIT can be read. It stays new on the server.
                 let msg = &listing[i];
@@ -305,7 +271,7 @@ fn exchange<S: Read + Write>(
                 // A refusal is as good as a body here: nothing was to be delivered.
                 let _ = session.read_body_or_refusal(&what, body_limit(msg), &mut |_| Ok(()))?;
             }
-            Awaiting::Retr(i) => {
+            Op::Retr(_) | Op::Top(..) => {
                 let msg = &listing[i];
                 let envelope = Envelope {
                     account: name,
@@ -338,7 +304,9 @@ fn exchange<S: Read + Write>(
                 }
             }
         }
-        if committer.due(!window.more_retr() || opts.stopping()) {
+        let more_retr = queue.next < queue.fetch.len()
+            || window.in_flight().any(|(op, _)| matches!(op, Op::Retr(_)));
+        if committer.due(!more_retr || opts.stopping()) {
             committer.flush(state, listing)?;
         }
         for (i, bytes) in committer.recorded.drain(..) {
@@ -347,7 +315,7 @@ fn exchange<S: Read + Write>(
             progress.delivered(name);
             // Invariant 2: DELE only for what is now recorded.
             if plan.delete_fetched && !summary.interrupted {
-                window.delete.push_back(i);
+                queue.delete.push_back(i);
             }
         }
     }
