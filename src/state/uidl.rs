@@ -72,23 +72,16 @@ pub struct SeenState {
     /// Intent lines in the file: they are dead weight once resolved, so many of them make
     /// `prune` compact the file.
     intent_lines: usize,
+    /// No file at all ([`SeenState::in_memory`]): for unit tests of the code above, which
+    /// then run without a disk.
+    in_memory: bool,
 }
 
 impl SeenState {
     /// Load `path`; a missing file is an empty state (the parent directory is created on the
     /// first write). Errors (`ErrorKind::Io`) name the file and, for bad content, the line.
     pub fn load(path: &Path) -> Result<SeenState> {
-        let mut state = SeenState {
-            path: path.to_path_buf(),
-            seen: HashMap::new(),
-            valid_len: 0,
-            torn_tail: false,
-            exists: false,
-            file_records: 0,
-            intents: Vec::new(),
-            deleting: HashMap::new(),
-            intent_lines: 0,
-        };
+        let mut state = SeenState::empty(path, false);
         let file = match fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
@@ -104,6 +97,27 @@ impl SeenState {
         // Streamed line by line: a state of 100 000 UIDLs never sits in memory twice.
         state.parse(io::BufReader::with_capacity(64 * 1024, file))?;
         Ok(state)
+    }
+
+    /// A state that lives in memory only: everything works as with a file, nothing is
+    /// written (the engine's unit tests use it; `path` appears in messages only).
+    pub fn in_memory(path: &Path) -> SeenState {
+        SeenState::empty(path, true)
+    }
+
+    fn empty(path: &Path, in_memory: bool) -> SeenState {
+        SeenState {
+            path: path.to_path_buf(),
+            seen: HashMap::new(),
+            valid_len: 0,
+            torn_tail: false,
+            exists: false,
+            file_records: 0,
+            intents: Vec::new(),
+            deleting: HashMap::new(),
+            intent_lines: 0,
+            in_memory,
+        }
     }
 
     fn read_error(&self, e: io::Error) -> Error {
@@ -323,6 +337,9 @@ impl SeenState {
 
     /// fsync the state file (after [`SeenState::note_intents`] without `sync`).
     pub fn sync(&mut self) -> Result<()> {
+        if self.in_memory {
+            return Ok(());
+        }
         crate::crashpoint::hit("state.fsync", self.path.display());
         let result = OpenOptions::new()
             .append(true)
@@ -362,6 +379,9 @@ impl SeenState {
 
     /// Append `buf` to the journal with one write, and an fsync when `sync`.
     fn write_journal(&mut self, buf: &[u8], sync: bool) -> io::Result<()> {
+        if self.in_memory {
+            return Ok(());
+        }
         let created = !self.exists;
         let dir = fsutil::parent_dir(&self.path);
         if created {
@@ -442,7 +462,12 @@ impl SeenState {
             buf.extend_from_slice(b"- ");
             encode_record(&mut buf, i64::try_from(size).unwrap_or(i64::MAX), uid);
         }
-        fsutil::write_atomic(&self.path, &buf).map_err(|e| {
+        let written = if self.in_memory {
+            Ok(())
+        } else {
+            fsutil::write_atomic(&self.path, &buf)
+        };
+        written.map_err(|e| {
             Error::with_source(
                 ErrorKind::Io,
                 format!("cannot rewrite UIDL state {}", self.path.display()),

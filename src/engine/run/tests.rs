@@ -1,5 +1,5 @@
-//! The session loop on an in-memory POP3 server and a stub sink (lettre's `StubTransport`
-//! idea): no sockets. The server keeps its mailbox across sessions, applies DELE only on
+//! The session loop on an in-memory POP3 server, a stub sink (lettre's `StubTransport`
+//! idea) and an in-memory seen-state: no sockets, no disk. The server keeps its mailbox across sessions, applies DELE only on
 //! QUIT (RFC 1939 section 6) and can refuse RETR or DELE.
 
 use std::cell::RefCell;
@@ -20,6 +20,8 @@ struct Mailbox {
     messages: Vec<(String, Vec<u8>)>,
     refuse_retr: HashSet<String>,
     refuse_dele: HashSet<String>,
+    /// Close without answering QUIT.
+    silent_quit: bool,
     commands: Vec<String>,
 }
 
@@ -97,7 +99,9 @@ impl Conn {
                     .borrow_mut()
                     .messages
                     .retain(|(u, _)| !gone.contains(u));
-                self.reply(b"+OK bye\r\n");
+                if !self.mailbox.borrow().silent_quit {
+                    self.reply(b"+OK bye\r\n");
+                }
             }
             _ => self.reply(b"-ERR unknown\r\n"),
         }
@@ -205,12 +209,10 @@ struct World {
     mailbox: Rc<RefCell<Mailbox>>,
     sink: Stub,
     state: SeenState,
-    _dir: tempfile::TempDir,
 }
 
 fn world(messages: &[(&str, &str)]) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let state = SeenState::load(&dir.path().join("state")).unwrap();
+    let state = SeenState::in_memory(std::path::Path::new("memory"));
     let mailbox = Mailbox {
         messages: messages
             .iter()
@@ -222,7 +224,6 @@ fn world(messages: &[(&str, &str)]) -> World {
         mailbox: Rc::new(RefCell::new(mailbox)),
         sink: Stub::default(),
         state,
-        _dir: dir,
     }
 }
 
@@ -416,7 +417,9 @@ fn all_and_limit_count_per_run_not_per_session() {
 fn no_loss_reused_uidl_after_a_crash_before_forgetting() {
     // The run died between QUIT's +OK and forgetting the UIDL: the deletion note (with the
     // listed size) lets the next run take a same-named message of another size for new.
+    let dir = tempfile::tempdir().unwrap();
     let mut w = world(&[("1", "old\n"), ("2", "other\n")]);
+    w.state = SeenState::load(&dir.path().join("state")).unwrap();
     w.fetch(true).unwrap();
     let one = Uid::new(b"1").unwrap();
     w.state.note_deleting(&[(&one, 4)]).unwrap();
@@ -428,4 +431,20 @@ fn no_loss_reused_uidl_after_a_crash_before_forgetting() {
     w.mailbox.borrow_mut().messages[0] = ("1".into(), b"brand new\n".to_vec());
     assert_eq!(w.fetch(true).unwrap().fetched, 1);
     assert_eq!(w.delivered(), ["old\n", "other\n", "brand new\n"]);
+}
+
+#[test]
+fn quit_is_not_waited_for_when_nothing_was_deleted() {
+    let mut w = world(&[("a", "one\n")]);
+    w.mailbox.borrow_mut().silent_quit = true;
+    assert_eq!(w.fetch(true).unwrap().fetched, 1, "no round trip for QUIT");
+    // With deletions the answer decides whether they happened: it is waited for, and a
+    // connection that closes instead is an error (the messages stay recorded).
+    w.mailbox
+        .borrow_mut()
+        .messages
+        .push(("b".into(), b"two\n".to_vec()));
+    let err = w.fetch(false).unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+    assert!(w.state.contains(&Uid::new(b"b").unwrap()));
 }
