@@ -72,7 +72,7 @@ complete -c pop3 -n "__fish_pop3_using_subcommand list" -l maildir -d 'Deliver i
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -l mbox -d 'Deliver into this mbox file (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -l mda -d 'Deliver through this command (run with sh -c, message on stdin; %F is the sender)' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -s c -l config -d 'The config file [default: $XDG_CONFIG_HOME/pop3/config.toml]' -r -F
-complete -c pop3 -n "__fish_pop3_using_subcommand list" -l json -d 'Print the listing as JSON'
+complete -c pop3 -n "__fish_pop3_using_subcommand list" -l json -d 'Print the listing as JSON lines, one object per message'
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -s q -l quiet -d 'Print only errors'
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -s v -l verbose -d 'Say what is fetched (-v); trace the protocol with secrets hidden (-vv)'
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'

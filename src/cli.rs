@@ -197,7 +197,7 @@ pub struct ListArgs {
     #[arg(value_name = "ACCOUNT")]
     pub account: Option<String>,
 
-    /// Print the listing as JSON
+    /// Print the listing as JSON lines, one object per message
     #[arg(long)]
     pub json: bool,
 

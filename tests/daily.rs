@@ -712,9 +712,11 @@ fn list_json_describes_each_message() {
         b"From: Erin <erin@example.org>\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n\r\nhi\r\n",
     );
     let out = env.cmd().args(["list", "--json"]).assert().code(0);
-    let rows: Value =
-        serde_json::from_slice(&out.get_output().stdout).expect("list --json is JSON");
-    let rows = rows.as_array().expect("an array of messages");
+    // JSON lines: one object per message, like fetch --json and check --json.
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line of list --json is JSON"))
+        .collect();
     let messages = server.messages();
     assert_eq!(rows.len(), 4, "{rows:?}");
     for (i, (row, m)) in rows.iter().zip(&messages).enumerate() {
@@ -734,6 +736,7 @@ fn list_json_describes_each_message() {
         "{}",
         rows[3]
     );
+    assert_eq!(rows[3]["from_address"], "erin@example.org");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,9 +18,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             clap_complete::generate(*shell, &mut Cli::command(), "pop3", &mut out);
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&out)?;
-    stdout.flush()?;
+    super::write_stdout_bytes(&out);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,7 +25,9 @@ const HEADER_KEEP: usize = 16 * 1024;
 #[derive(Debug, Default, Clone)]
 struct Headers {
     date: String,
+    /// The sender's display name, or the address when there is none.
     from: String,
+    from_address: String,
     subject: String,
 }
 
@@ -53,36 +55,29 @@ pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
     };
     session.quit()?;
 
-    let mut out = std::io::stdout().lock();
-    let result = if args.json {
-        let rows: Vec<_> = listing
-            .iter()
-            .zip(&headers)
-            .map(|(m, h)| {
-                json!({
-                    "number": m.number.get(),
-                    "size": m.size.0,
-                    "uidl": m.uid.to_string(),
-                    "state": if state.contains(&m.uid) { "seen" } else { "new" },
-                    "date": h.date,
-                    "from": h.from,
-                    "subject": h.subject,
-                })
-            })
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        )
+    let mut out = Vec::new();
+    if args.json {
+        // JSON lines, one object per message, like `fetch --json` and `check --json`.
+        for (m, h) in listing.iter().zip(&headers) {
+            let row = json!({
+                "number": m.number.get(),
+                "size": m.size.0,
+                "uidl": m.uid.to_string(),
+                "state": if state.contains(&m.uid) { "seen" } else { "new" },
+                "date": h.date,
+                "from": h.from,
+                "from_address": h.from_address,
+                "subject": h.subject,
+            });
+            out.extend_from_slice(row.to_string().as_bytes());
+            out.push(b'\n');
+        }
     } else {
         print_table(&mut out, &listing, &headers, &state)
-    };
-    match result.and_then(|()| out.flush()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(Error::with_source(ErrorKind::Io, "cannot write to stdout", e).into()),
+            .map_err(|e| Error::with_source(ErrorKind::Internal, "cannot format the table", e))?;
     }
+    super::write_stdout_bytes(&out);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_table(
@@ -185,19 +180,19 @@ fn parse_headers(bytes: &[u8]) -> Headers {
             )
         })
         .unwrap_or_default();
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .map(|a| match (a.name(), a.address()) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(addr)) => addr.to_string(),
-            (None, None) => String::new(),
-        })
-        .unwrap_or_default();
+    let sender = msg.from().and_then(|a| a.first());
+    let from_address = sender
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string();
+    let from = sender
+        .and_then(|a| a.name())
+        .map_or_else(|| from_address.clone(), str::to_string);
     let subject = msg.subject().unwrap_or_default().to_string();
     Headers {
         date: sanitize(date.as_bytes()),
         from: sanitize(from.as_bytes()),
+        from_address: sanitize(from_address.as_bytes()),
         subject: sanitize(subject.as_bytes()),
     }
 }
@@ -213,6 +208,7 @@ mod tests {
               Date: Mon, 30 Nov 2026 07:26:53 +0000\n\n",
         );
         assert_eq!(h.from, "Café");
+        assert_eq!(h.from_address, "a@b.c");
         assert_eq!(h.subject, "hi \\x1b[2J");
         assert_eq!(h.date, "2026-11-30 07:26");
         let bidi = parse_headers("Subject: a\u{202e}b\n\n".as_bytes());

@@ -112,9 +112,18 @@ fn json_error(account: &str, err: &Error) -> serde_json::Value {
 
 /// Write one line of results to stdout; see [`outln!`].
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut line = std::fmt::format(args);
+    line.push('\n');
+    write_stdout_bytes(line.as_bytes());
+}
+
+/// The one writer of results: all of `bytes` to stdout, flushed. A closed stdout
+/// (`pop3 list | head`, `pop3 generate man | true`) ends the run quietly with success, as
+/// ripgrep does; any other failure ends it with exit 74.
+pub(crate) fn write_stdout_bytes(bytes: &[u8]) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             // Whoever reads our output has seen enough; everything is already durable.
             std::process::exit(0);
