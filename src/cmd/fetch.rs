@@ -17,7 +17,7 @@ use super::{Context, overrides, report, select};
 use crate::cli::FetchArgs;
 use crate::config::range::DaemonInterval;
 use crate::config::{Account, Overrides};
-use crate::engine::{self, FetchOptions, NoProgress, Progress, Summary};
+use crate::engine::{self, FetchOptions, Notice, Progress, Summary};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ui::progress::{self, Bars};
 
@@ -44,10 +44,12 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {
         stop: Some(stop.clone()),
     };
     let bars = (progress::wanted(ctx.quiet) && !args.json && !args.dry_run).then(Bars::new);
-    let progress: &dyn Progress = match &bars {
-        Some(b) => b,
-        None => &NoProgress,
+    let reporter = Reporter {
+        bars: bars.as_ref(),
+        quiet: ctx.quiet,
+        verbose: ctx.verbose,
     };
+    let progress: &dyn Progress = &reporter;
     let out = Output {
         ctx,
         json: args.json,
@@ -71,6 +73,52 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {
     daemon(
         ctx, &names, &over, &opts, args.jobs, interval, &stop, &out, progress,
     )
+}
+
+/// Shows what the engine reports: the bars when they are drawn, warnings unless `-q`, the
+/// rest with `-v`, each line printed with the bars out of the way.
+struct Reporter<'a> {
+    bars: Option<&'a Bars>,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl Progress for Reporter<'_> {
+    fn start(&self, account: &str, messages: usize, bytes: u64) {
+        if let Some(b) = self.bars {
+            b.start(account, messages, bytes);
+        }
+    }
+
+    fn bytes(&self, account: &str, n: u64) {
+        if let Some(b) = self.bars {
+            b.bytes(account, n);
+        }
+    }
+
+    fn delivered(&self, account: &str) {
+        if let Some(b) = self.bars {
+            b.delivered(account);
+        }
+    }
+
+    fn notice(&self, account: &str, notice: &Notice) {
+        let line = match (notice.is_warning(), self.quiet, self.verbose) {
+            (_, true, _) | (false, false, 0) => return,
+            (true, false, _) => format!("pop3: warning: {account}: {notice}"),
+            (false, false, _) => format!("pop3: {account}: {notice}"),
+        };
+        match self.bars {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self, account: &str) {
+        if let Some(b) = self.bars {
+            b.finish(account);
+        }
+    }
 }
 
 /// SIGTERM and SIGINT set the flag; a second one exits the process at once.

@@ -9,8 +9,6 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use log::info;
-
 use crate::client::{Listed, Reply};
 use crate::crashpoint;
 use crate::deliver::{Envelope, Sink};
@@ -18,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::proto::Uid;
 use crate::state::uidl::SeenState;
 
-use super::now_unix;
+use super::{Notice, now_unix};
 
 /// A batch is flushed at this many bytes even if it has room for more messages, so that a
 /// run of big messages does not hold many unsynced megabytes.
@@ -137,18 +135,18 @@ impl<'a> Committer<'a> {
 /// Settle deliveries that a killed run started but did not record: ask the sink which of
 /// them finished, record those, forget the others (DESIGN.md invariant 3). The tokens go
 /// to the sink oldest first, as `Sink::recover` documents.
-pub(super) fn recover(account: &str, state: &mut SeenState, sink: &mut dyn Sink) -> Result<()> {
+pub(super) fn recover(state: &mut SeenState, sink: &mut dyn Sink) -> Result<Option<Notice>> {
     if state.unresolved().is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let tokens: Vec<String> = state.unresolved().iter().map(|(_, t)| t.clone()).collect();
     let delivered = sink.recover(&tokens)?;
     let finished = delivered.iter().filter(|d| **d).count();
-    info!(
-        "{account}: settled {} deliveries of an interrupted run ({finished} had finished)",
-        tokens.len()
-    );
-    state.resolve(&delivered, now_unix())
+    state.resolve(&delivered, now_unix())?;
+    Ok(Some(Notice::Recovered {
+        settled: tokens.len(),
+        finished,
+    }))
 }
 
 /// Forget the recorded UIDLs that are no longer on the server, and those whose deletion the

@@ -30,8 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::info;
-
 use crate::client::Listed;
 use crate::config::{Account, Delivery, TlsMode};
 use crate::crashpoint;
@@ -69,7 +67,8 @@ impl FetchOptions {
     }
 }
 
-/// Progress of one account's fetch, for a progress bar. Every method has a no-op default.
+/// What happens during one account's fetch, for `cmd` to show: progress bars and notices.
+/// The engine prints nothing itself. Every method has a no-op default.
 pub trait Progress: Sync {
     /// Retrieval starts: this many messages of about this many bytes (LIST sizes).
     fn start(&self, _account: &str, _messages: usize, _bytes: u64) {}
@@ -77,8 +76,106 @@ pub trait Progress: Sync {
     fn bytes(&self, _account: &str, _n: u64) {}
     /// One message is delivered and recorded.
     fn delivered(&self, _account: &str) {}
+    /// Something worth telling the user (see [`Notice::is_warning`]).
+    fn notice(&self, _account: &str, _notice: &Notice) {}
     /// The account is done (successfully or not).
     fn finish(&self, _account: &str) {}
+}
+
+/// Something the user may want to hear about during a fetch. Warnings are shown unless
+/// `-q`; the rest with `-v`. Server text in a notice is already sanitised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A session's plan.
+    Plan {
+        listed: usize,
+        fetch: usize,
+        delete: usize,
+        delete_fetched: bool,
+    },
+    /// A message is delivered and recorded.
+    Delivered {
+        number: MessageNumber,
+        uid: Uid,
+        bytes: u64,
+    },
+    /// The server announces EXPIRE 0 although the account keeps mail.
+    ExpireZero,
+    /// The server refused RETR or DELE of a message; the run fails at its end.
+    Refused {
+        command: &'static str,
+        host: String,
+        number: MessageNumber,
+        uid: Uid,
+        text: String,
+    },
+    /// Deliveries of an interrupted run were settled.
+    Recovered { settled: usize, finished: usize },
+    /// A server that caps sessions: logging in again.
+    Relogin,
+    /// A signal: stopping after the message in flight.
+    Stopping,
+    /// The state file could not be compacted (nothing is lost; it is retried next run).
+    PruneFailed(String),
+}
+
+impl Notice {
+    /// Whether this is a warning (shown unless `-q`) rather than detail (shown with `-v`).
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Notice::ExpireZero | Notice::Refused { .. } | Notice::PruneFailed(_)
+        )
+    }
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Plan {
+                listed,
+                fetch,
+                delete,
+                delete_fetched,
+            } => {
+                let each = if *delete_fetched {
+                    " (and each one fetched)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "{listed} messages on the server, {fetch} to fetch, {delete} to delete{each}"
+                )
+            }
+            Notice::Delivered { number, uid, bytes } => {
+                write!(f, "message {number} (UIDL {uid}) delivered, {bytes} bytes")
+            }
+            Notice::ExpireZero => f.write_str(
+                "the server announces EXPIRE 0: it deletes messages once retrieved, although \
+                 keep is set",
+            ),
+            Notice::Refused {
+                command,
+                host,
+                number,
+                uid,
+                text,
+            } => write!(
+                f,
+                "{host} refused {command} {number} (UIDL {uid}): -ERR {text}"
+            ),
+            Notice::Recovered { settled, finished } => write!(
+                f,
+                "settled {settled} deliveries of an interrupted run ({finished} had finished)"
+            ),
+            Notice::Relogin => f.write_str(
+                "the server hands out a limited number of messages per session; logging in again",
+            ),
+            Notice::Stopping => f.write_str("stopping after the message in flight"),
+            Notice::PruneFailed(e) => write!(f, "could not compact the state file: {e}"),
+        }
+    }
 }
 
 /// No progress display.
@@ -224,8 +321,10 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     } else {
         Some(open_sink(&account.delivery)?)
     };
-    if let Some(sink) = sink.as_deref_mut() {
-        commit::recover(&account.name, &mut state, sink)?;
+    if let Some(sink) = sink.as_deref_mut()
+        && let Some(notice) = commit::recover(&mut state, sink)?
+    {
+        progress.notice(&account.name, &notice);
     }
     let settings = settings(account, opts);
     let mut ledger = Ledger::default();
@@ -254,11 +353,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
         if !again || round >= MAX_SESSIONS {
             break;
         }
-        info!(
-            "{}: the server hands out a limited number of messages per session; logging \
-             in again",
-            account.name
-        );
+        progress.notice(&account.name, &Notice::Relogin);
     }
     Ok(total)
 }
@@ -297,13 +392,9 @@ fn caps_sessions(greeting: &[u8]) -> bool {
 
 impl Summary {
     /// Count one message that is delivered and recorded.
-    fn count_delivered(&mut self, account: &str, msg: &Listed, bytes: u64) {
+    fn count_delivered(&mut self, bytes: u64) {
         self.fetched += 1;
         self.bytes += bytes;
-        info!(
-            "{account}: message {} (UIDL {}) delivered, {bytes} bytes",
-            msg.number, msg.uid
-        );
     }
 
     /// Add a later session's result to this run's.

@@ -9,9 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
 
-use log::{info, warn};
-
-use crate::client::{Listed, Op, Session, Transaction, Window};
+use crate::client::{Listed, Op, Reply, Session, Transaction, Window};
 use crate::crashpoint;
 use crate::deliver::{Envelope, Sink};
 use crate::error::{Error, ErrorKind, Result};
@@ -21,7 +19,7 @@ use crate::ui::sanitize::sanitize;
 
 use super::commit::{Committer, forget_departed};
 use super::plan::{Plan, Policy, plan};
-use super::{FetchOptions, Progress, Summary, body_limit, now_unix, total_size};
+use super::{FetchOptions, Notice, Progress, Summary, body_limit, now_unix, total_size};
 
 /// What a session needs to know of its account (nothing that connects).
 #[derive(Debug, Clone)]
@@ -107,27 +105,17 @@ pub fn run_session<S: Read + Write>(
     if let Some(crate::proto::Expire::Days(0)) = caps.expire
         && settings.policy.keep
     {
-        warn!(
-            "{name}: the server announces EXPIRE 0: it deletes messages once retrieved, \
-             although keep is set"
-        );
+        progress.notice(name, &Notice::ExpireZero);
     }
-    for m in &summary.too_big {
-        warn!(
-            "{name}: message {} ({} bytes) is bigger than max_size; left on the server",
-            m.number, m.size
-        );
-    }
-    info!(
-        "{name}: {} messages on the server, {} to fetch, {} to delete{}",
-        listing.len(),
-        plan.fetch.len(),
-        plan.delete.len(),
-        if plan.delete_fetched {
-            " (and each fetched one)"
-        } else {
-            ""
-        }
+    // Messages over max_size are in the summary; `cmd` reports them once.
+    progress.notice(
+        name,
+        &Notice::Plan {
+            listed: listing.len(),
+            fetch: plan.fetch.len(),
+            delete: plan.delete.len(),
+            delete_fetched: plan.delete_fetched,
+        },
     );
     let Some(sink) = sink else {
         // --dry-run: report and leave without changing anything (QUIT with nothing marked).
@@ -170,8 +158,7 @@ pub fn run_session<S: Read + Write>(
     // Invariant 4: whatever is complete is made durable and recorded, also on failure.
     let flushed = committer.flush(state, listing);
     for (i, bytes) in committer.recorded.drain(..) {
-        summary.count_delivered(name, &listing[i], bytes);
-        ledger.fetched.insert(listing[i].uid.clone());
+        delivered(progress, name, &listing[i], bytes, &mut summary, ledger);
     }
     result?;
     flushed?;
@@ -197,7 +184,7 @@ pub fn run_session<S: Read + Write>(
     summary.deleted = outcome.deleted.len();
     if let Err(e) = forget_departed(state, listing, &outcome.deleted) {
         if outcome.deleted.is_empty() {
-            warn!("{name}: could not prune the state file: {e}");
+            progress.notice(name, &Notice::PruneFailed(e.to_string()));
         } else {
             // Deleted UIDLs that stay recorded would make a message that re-uses one of
             // them count as seen (and be deleted unread with keep = false): fail loudly.
@@ -239,7 +226,7 @@ fn exchange<S: Read + Write>(
         if opts.stopping() && !summary.interrupted {
             // The first signal: send nothing new; what is in flight is drained below.
             summary.interrupted = true;
-            info!("{name}: stopping after the message in flight");
+            progress.notice(name, &Notice::Stopping);
         }
         let stopping = summary.interrupted;
         let sent = window.top_up(session, || {
@@ -259,13 +246,7 @@ fn exchange<S: Read + Write>(
             Op::Dele(_) => match session.read_dele()? {
                 Ok(()) => outcome.deleted.push(i),
                 Err(reply) => {
-                    warn!(
-                        "{name}: {} refused DELE {} (UIDL {}): -ERR {}",
-                        settings.host,
-                        listing[i].number,
-                        listing[i].uid,
-                        sanitize(&reply.text)
-                    );
+                    progress.notice(name, &refused("DELE", settings, &listing[i], &reply));
                     outcome.refused_dele.push(i);
                 }
             },
@@ -299,13 +280,7 @@ fn exchange<S: Read + Write>(
                     // A message that vanished since UIDL (another client deleted it) or
                     // that the server will not send: leave it, go on with the others, and
                     // fail the run at the end so that it is noticed.
-                    warn!(
-                        "{name}: {} refused RETR {} (UIDL {}): -ERR {}",
-                        settings.host,
-                        msg.number,
-                        msg.uid,
-                        sanitize(&reply.text)
-                    );
+                    progress.notice(name, &refused("RETR", settings, msg, &reply));
                     outcome.refused_retr.push(i);
                 }
             }
@@ -316,14 +291,45 @@ fn exchange<S: Read + Write>(
             committer.flush(state, listing)?;
         }
         for (i, bytes) in committer.recorded.drain(..) {
-            summary.count_delivered(name, &listing[i], bytes);
-            ledger.fetched.insert(listing[i].uid.clone());
-            progress.delivered(name);
+            delivered(progress, name, &listing[i], bytes, summary, ledger);
             // Invariant 2: DELE only for what is now recorded.
             if plan.delete_fetched && !summary.interrupted {
                 queue.delete.push_back(i);
             }
         }
+    }
+}
+
+/// Count a message that is delivered and recorded, and tell the user.
+fn delivered(
+    progress: &dyn Progress,
+    name: &str,
+    msg: &Listed,
+    bytes: u64,
+    summary: &mut Summary,
+    ledger: &mut Ledger,
+) {
+    summary.count_delivered(bytes);
+    ledger.fetched.insert(msg.uid.clone());
+    progress.delivered(name);
+    progress.notice(
+        name,
+        &Notice::Delivered {
+            number: msg.number,
+            uid: msg.uid.clone(),
+            bytes,
+        },
+    );
+}
+
+/// The notice for a refused command.
+fn refused(command: &'static str, settings: &Settings, msg: &Listed, reply: &Reply) -> Notice {
+    Notice::Refused {
+        command,
+        host: settings.host.clone(),
+        number: msg.number,
+        uid: msg.uid.clone(),
+        text: sanitize(&reply.text),
     }
 }
 
