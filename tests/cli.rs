@@ -5,6 +5,7 @@ mod support;
 
 mod interop;
 
+mod children;
 mod config;
 mod crash;
 mod daemon;

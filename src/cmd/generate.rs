@@ -151,7 +151,14 @@ The password itself. Refused when the config file can be read by group or others
 .TP
 \fBpassword.command\fR
 A command whose first line of output is the password: an array of arguments (run without a
-shell) or a string (run with \fBsh -c\fR).
+shell) or a string (run with \fBsh -c\fR). Its output may be at most 64 KiB. Unless standard
+input is a terminal (so that it can prompt there), it runs in a process group of its own.
+.TP
+\fBpassword.timeout\fR
+How long \fBpassword.command\fR may run: 1s to 1h. When it has not finished by then (a pinentry waiting
+for a terminal under cron, say), it and every process it started are ended (SIGTERM, then
+SIGKILL) and the account fails with exit code 75, naming the account and the command. Default
+\fB"60s"\fR.
 .TP
 \fBpassword.env\fR
 The name of an environment variable holding the password.
@@ -165,7 +172,9 @@ session bus (cron, ssh) this fails at once with a message naming the other sourc
 Ask on the terminal.
 .PP
 With no password key, \fBPOP3_PASSWORD\fR is used if set, else a prompt when standard input
-is a terminal; otherwise the account fails with exit code 78.
+is a terminal; otherwise the account fails with exit code 78. No process that pop3 starts (a
+password command, a delivery command and whatever they run) inherits \fBPOP3_PASSWORD\fR or
+a variable that some account names in \fBpassword.env\fR.
 .TP
 \fBauth\fR
 \fB"auto"\fR (default: the strongest mechanism both sides offer) or one of
@@ -203,11 +212,21 @@ Deliver into this mbox file (mboxrd quoting, fcntl and dot-lock locking).
 .TP
 \fBdeliver.mda\fR
 Deliver by running this command with the message on standard input: an array of arguments
-or a string for \fBsh -c\fR. \fB%F\fR is replaced by the envelope sender. Exit 0 means
-delivered, 75 means try again later, anything else is a failure.
+or a string for \fBsh -c\fR. \fB%F\fR is replaced by the envelope sender from
+\fBReturn-Path:\fR when that is a plain address: ASCII letters, digits and
+\fB@ . _ + = -\fR only, not starting with \fB-\fR. Any other sender (one with quotes,
+\fB$\fR, a backquote, spaces or any other character a shell might act on) becomes
+\fBMAILER-DAEMON\fR for \fB%F\fR, so \fB%F\fR is safe anywhere in a \fBsh -c\fR string,
+quoted or not; no quotes are added. The command's environment has \fBPOP3_SENDER\fR (the
+sender as found, \fBMAILER-DAEMON\fR when there is none), \fBPOP3_ACCOUNT\fR,
+\fBPOP3_UIDL\fR and \fBPOP3_SIZE\fR. Exit 0 means delivered, 75 means try again later,
+anything else is a failure. The command runs in a process group of its own; when it exits,
+anything it left running in the background is ended.
 .TP
 \fBmda_timeout\fR
-How long the delivery command may take per message: 1s to 24h. Default \fB"5m"\fR.
+How long the delivery command may take per message: 1s to 24h. When it runs longer, its
+whole process group is ended (SIGTERM, then SIGKILL half a second later) and the message stays
+on the server for the next run (exit 75). Default \fB"5m"\fR.
 .SH FILES
 .TP
 \fI$XDG_CONFIG_HOME/pop3/config.toml\fR (default \fI~/.config/pop3/config.toml\fR)
@@ -216,14 +235,16 @@ The config file.
 \fI$XDG_STATE_HOME/pop3/\fR (default \fI~/.local/state/pop3/\fR)
 One \fIuser@host_port\fB.uidl\fR file per account with the UIDLs already delivered and when
 each was first seen, and a \fB.lock\fR file that keeps two runs from fetching one account at
-once.
+once. The run holding the lock writes its pid, start time and host into the lock file; a
+second run names them in its "already fetching" message.
 .SH ENVIRONMENT
 .TP
 \fBPOP3_CONFIG\fR
 The config file, as \fB-c\fR.
 .TP
 \fBPOP3_PASSWORD\fR
-The password for accounts that configure no password source.
+The password for accounts that configure no password source. Removed from the environment of
+every command pop3 runs.
 .TP
 \fBRUST_LOG\fR
 Finer control of the diagnostic output (e.g. \fBpop3=debug\fR).
@@ -279,7 +300,7 @@ in config order, that failed.
 #[cfg(test)]
 mod tests {
     use super::REFERENCE;
-    use crate::config::range::{self, DeleteAfter, MaxSize, MdaTimeout, Timeout};
+    use crate::config::range::{self, DeleteAfter, MaxSize, MdaTimeout, PasswordTimeout, Timeout};
 
     /// The ranges the man page and the README state are the ones the parser enforces.
     #[test]
@@ -289,6 +310,7 @@ mod tests {
         for (key, range) in [
             ("timeout", Timeout::range_text()),
             ("mda_timeout", MdaTimeout::range_text()),
+            ("password.timeout", PasswordTimeout::range_text()),
             ("delete_after", DeleteAfter::range_text()),
             ("max_size", MaxSize::range_text()),
             ("port", port),

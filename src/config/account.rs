@@ -71,13 +71,28 @@ pub enum TlsVersion {
     V1_3,
 }
 
+/// `password.command` with its time limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordCommand {
+    pub line: CommandLine,
+    /// `password.timeout`: the command is ended (exit 75) when it runs longer.
+    pub timeout: Duration,
+}
+
+impl PasswordCommand {
+    /// A short form for messages: the program name, or `sh -c`.
+    pub fn shown(&self) -> &str {
+        self.line.shown()
+    }
+}
+
 /// Where the password comes from.
 #[derive(Debug, Clone)]
 pub enum PasswordSource {
     /// Written in the config file.
     Literal(Secret),
     /// The first line of a command's output.
-    Command(CommandLine),
+    Command(PasswordCommand),
     /// An environment variable.
     Env(String),
     /// Ask on the terminal.

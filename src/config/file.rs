@@ -10,7 +10,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::account::TlsMode;
-use super::range::{DeleteAfter, MaxSize, MdaTimeout, PortValue, Timeout};
+use super::range::{DeleteAfter, MaxSize, MdaTimeout, PasswordTimeout, PortValue, Timeout};
 use crate::proto::auth::Mechanism;
 
 /// The whole file.
@@ -149,8 +149,8 @@ pub struct DeliverTable {
     pub mda: Option<CommandSpec>,
 }
 
-/// `password = "literal"` or `password.command = [...]` / `password.env = "VAR"` /
-/// `password.prompt = true`.
+/// `password = "literal"` or `password.command = [...]` (with `password.timeout`) /
+/// `password.env = "VAR"` / `password.prompt = true`.
 #[derive(Debug, Clone)]
 pub enum PasswordTable {
     Literal(String),
@@ -162,6 +162,8 @@ pub enum PasswordTable {
 #[serde(deny_unknown_fields)]
 pub struct PasswordSourceTable {
     pub command: Option<CommandSpec>,
+    /// How long `command` may run.
+    pub timeout: Option<PasswordTimeout>,
     pub env: Option<String>,
     pub prompt: Option<bool>,
     pub keyring: Option<bool>,
@@ -182,7 +184,9 @@ impl<'de> Deserialize<'de> for PasswordTable {
         impl<'de> Visitor<'de> for V {
             type Value = PasswordTable;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or a table with command, env, prompt or keyring")
+                f.write_str(
+                    "a string or a table with command (and timeout), env, prompt or keyring",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PasswordTable, E> {
                 Ok(PasswordTable::Literal(v.to_owned()))

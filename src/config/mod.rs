@@ -10,7 +10,9 @@ pub mod range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use account::{Account, AuthMech, CommandLine, Delivery, PasswordSource, TlsMode, TlsVersion};
+pub use account::{
+    Account, AuthMech, CommandLine, Delivery, PasswordCommand, PasswordSource, TlsMode, TlsVersion,
+};
 use file::{AccountTable, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -18,6 +20,11 @@ use crate::secret::Secret;
 
 /// The default for every read, write and connect.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long `password.command` may run by default: long enough to type a passphrase into
+/// a pinentry, short enough that one waiting for a terminal nobody watches (cron) does not
+/// hold the account lock for ever.
+pub const DEFAULT_PASSWORD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a delivery command may take per message by default.
 pub const DEFAULT_MDA_TIMEOUT: Duration = Duration::from_secs(300);
@@ -75,6 +82,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
         }
     };
     let file = parse(&path, &text)?;
+    hide_password_variables(&file);
     let readable_by_others = {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(&path)
@@ -86,6 +94,20 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
         file,
         readable_by_others,
     })
+}
+
+/// Keep every variable that some `password.env` names (any account, `[defaults]`) out of
+/// the environment of every child process: the MDA of one account must not see the
+/// password of another either.
+fn hide_password_variables(file: &ConfigFile) {
+    let tables = std::iter::once(&file.defaults).chain(file.accounts.0.iter().map(|(_, t)| t));
+    for table in tables {
+        if let Some(PasswordTable::Source(s)) = &table.password
+            && let Some(var) = &s.env
+        {
+            crate::secret::child::hide_from_children(var);
+        }
+    }
 }
 
 /// Parse the text of a config file; errors name the file, the line and the key.
@@ -323,10 +345,21 @@ impl Config {
                         ),
                     ));
                 }
-                match (s.command, s.env, s.keyring == Some(true)) {
-                    (Some(c), _, _) => {
-                        PasswordSource::Command(command_line(c, &label, "password.command")?)
+                let timeout = match (&s.command, s.timeout) {
+                    (_, None) => DEFAULT_PASSWORD_TIMEOUT,
+                    (Some(_), Some(t)) => t.0,
+                    (None, Some(_)) => {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!("{label}: `password.timeout` applies only to password.command"),
+                        ));
                     }
+                };
+                match (s.command, s.env, s.keyring == Some(true)) {
+                    (Some(c), _, _) => PasswordSource::Command(PasswordCommand {
+                        line: command_line(c, &label, "password.command")?,
+                        timeout,
+                    }),
                     (None, Some(var), _) => PasswordSource::Env(var),
                     (None, None, true) => PasswordSource::Keyring,
                     (None, None, false) => PasswordSource::Prompt,
@@ -598,7 +631,7 @@ mod tests {
         let a = c.resolve(Some("alpha"), &Overrides::default()).unwrap();
         assert_eq!((a.tls, a.port), (TlsMode::Implicit, 1100));
         assert!(
-            matches!(a.password, PasswordSource::Command(CommandLine::Argv(ref v)) if v == &["pass", "x"])
+            matches!(a.password, PasswordSource::Command(PasswordCommand { line: CommandLine::Argv(ref v), timeout }) if v == &["pass", "x"] && timeout == DEFAULT_PASSWORD_TIMEOUT)
         );
         let over = Overrides {
             keep: Some(false),
@@ -694,5 +727,30 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("--maildir"), "{err}");
+    }
+
+    #[test]
+    fn password_timeout_belongs_to_password_command() {
+        let base = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ndeliver.maildir = \"/m\"\n";
+        let resolve = |extra: &str| {
+            config(&format!("{base}{extra}"))
+                .and_then(|c| c.resolve(Some("a"), &Overrides::default()))
+        };
+        let a = resolve("password.command = \"pass x\"\npassword.timeout = \"90s\"\n").unwrap();
+        assert!(
+            matches!(&a.password, PasswordSource::Command(c)
+                if c.timeout == Duration::from_secs(90) && c.line == CommandLine::Shell("pass x".into())),
+            "{:?}",
+            a.password
+        );
+        let err =
+            resolve("password.command = \"pass x\"\npassword.timeout = \"0s\"\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("password.timeout"), "{err}");
+        let err = resolve("password.env = \"X\"\npassword.timeout = \"5s\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("only to password.command"),
+            "{err}"
+        );
     }
 }

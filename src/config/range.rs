@@ -40,6 +40,8 @@ pub type Timeout = DurationValue<SECOND_MS, HOUR_MS>;
 pub type MdaTimeout = DurationValue<SECOND_MS, { 24 * HOUR_MS }>;
 /// `delete_after`: 0 deletes what was fetched at once, 36500d (100 years) is the longest.
 pub type DeleteAfter = DurationValue<0, { 36_500 * DAY_MS }>;
+/// `password.timeout`: how long `password.command` may take (a pinentry waits for a person).
+pub type PasswordTimeout = DurationValue<SECOND_MS, HOUR_MS>;
 /// `--daemon INTERVAL`.
 pub type DaemonInterval = DurationValue<SECOND_MS, { 30 * DAY_MS }>;
 

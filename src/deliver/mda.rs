@@ -9,24 +9,35 @@
 //!
 //! The command is an argv, run directly, or a string the user wrote, run with `sh -c`; no
 //! shell is ever involved otherwise. `%F` in an argument (or the string) becomes the envelope
-//! sender from the message's `Return-Path:` (shell-quoted in the string). `POP3_ACCOUNT`,
-//! `POP3_UIDL` and `POP3_SIZE` are in its environment. stdout goes to /dev/null; stderr is
-//! read on a thread, keeping the last few KiB for the error message.
+//! sender from the message's `Return-Path:`, but only when that is a plain address made of
+//! the characters in [`is_plain_address`] (letters, digits and `@ . _ + = -`, none of
+//! which means anything to a shell, inside quotes or out); any other sender becomes
+//! `MAILER-DAEMON` for `%F`, so that a remote sender can never put shell code into the
+//! user's `sh -c` string, however the user quoted `%F` there (issue #9). The sender as found
+//! is in `POP3_SENDER`, next to `POP3_ACCOUNT`, `POP3_UIDL` and `POP3_SIZE`. stdout goes to
+//! /dev/null; stderr is read on a thread, keeping the last few KiB for the error message.
+//!
+//! The MDA starts through [`crate::secret::child`]: no password in its environment, and a
+//! process group of its own, so that a timeout ends everything the command started (a
+//! `sh -c` string's other commands too), and nothing it left in the background can still
+//! deliver after we have judged its exit status.
 //!
 //! DESIGN.md invariant 1 for an MDA: a message is delivered only when the MDA exits 0. Exit
 //! 75 (EX_TEMPFAIL) is "try again later", anything else a failure; either way the message
-//! stays unseen on the server. An MDA that does not exit within the timeout is killed.
+//! stays unseen on the server. An MDA that does not exit within the timeout is ended with
+//! its whole process group.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{ChildStderr, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::envelope::{HeaderSniffer, NO_SENDER};
 use super::{Envelope, Pending, Sink};
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::child::{self, Group};
 use crate::ui::sanitize::sanitize;
 
 /// The message is spooled through a buffer this large.
@@ -74,20 +85,24 @@ impl Mda {
         }
     }
 
-    /// Start the MDA for one message from `sender`, reading `input`.
+    /// Start the MDA for one message from `sender` (the raw sender; `%F` gets its
+    /// [`percent_f`] form), reading `input`.
     fn spawn(&self, env: &MessageEnv, sender: &str, input: File) -> Result<Running> {
+        let percent_f = percent_f(sender);
         let mut command = match &self.command {
             MdaCommand::Argv(argv) => {
                 let Some((program, args)) = argv.split_first() else {
                     return Err(Error::new(ErrorKind::Config, "the MDA command is empty"));
                 };
-                let mut c = Command::new(program.replace("%F", sender));
-                c.args(args.iter().map(|a| a.replace("%F", sender)));
+                let mut c = child::command(program.replace("%F", percent_f), Group::Own);
+                c.args(args.iter().map(|a| a.replace("%F", percent_f)));
                 c
             }
             MdaCommand::Shell(line) => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(line.replace("%F", &shell_quote(sender)));
+                // No quoting: `percent_f` holds no character a shell treats specially, so
+                // `%F`, `'%F'` and `"%F"` all give the MDA the same bare address.
+                let mut c = child::command("/bin/sh", Group::Own);
+                c.arg("-c").arg(line.replace("%F", percent_f));
                 c
             }
         };
@@ -97,21 +112,20 @@ impl Mda {
             .stderr(Stdio::piped())
             .env("POP3_ACCOUNT", &env.account)
             .env("POP3_UIDL", &env.uid)
-            .env("POP3_SIZE", env.size.to_string());
-        let mut child = command.spawn().map_err(|e| {
-            Error::with_source(
-                ErrorKind::Io,
-                format!("cannot run MDA {}", self.describe()),
-                e,
-            )
-        })?;
-        let stderr = child.stderr.take();
-        // From here on, dropping `running` kills and reaps the child.
+            .env("POP3_SIZE", env.size.to_string())
+            .env("POP3_SENDER", env_safe(sender));
+        // From here on, dropping `running` ends the MDA's process group and reaps it.
         let mut running = Running {
-            child,
+            child: command.spawn().map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Io,
+                    format!("cannot run MDA {}", self.describe()),
+                    e,
+                )
+            })?,
             stderr: None,
-            reaped: false,
         };
+        let stderr = running.child.child_mut().stderr.take();
         if let Some(stderr) = stderr {
             running.stderr = Some(
                 StderrTail::spawn(stderr).map_err(|e| self.io_error("cannot read stderr of", e))?,
@@ -161,9 +175,36 @@ impl Sink for Mda {
     }
 }
 
-/// Quote `s` for `sh`: `'...'`, with each `'` written as `'\''`.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// Whether `sender` is a plain address that may replace `%F` anywhere, even inside the
+/// user's own quotes in a `sh -c` string: non-empty, not starting with `-` (it would read
+/// as an option), and only ASCII letters, digits and `@ . _ + = -`. That covers ordinary
+/// addresses and the rewritten senders of SRS, BATV and VERP (`SRS0=ab=cd=example.org=bob@`,
+/// `list-bounces+bob=example.org@`), and leaves out every shell metacharacter: quotes, `$`,
+/// backquote, `\`, space, `;|&<>(){}`, globs and `~`, `#`, `!`.
+pub fn is_plain_address(sender: &str) -> bool {
+    !sender.is_empty()
+        && !sender.starts_with('-')
+        && sender.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'_' | b'+' | b'=' | b'-')
+        })
+}
+
+/// What `%F` becomes for `sender`: the sender itself when it is a plain address
+/// ([`is_plain_address`]), else [`NO_SENDER`] (`MAILER-DAEMON`, what procmail and Postfix
+/// `local` write for an unusable sender). The MDA still finds the real one in
+/// `POP3_SENDER`.
+fn percent_f(sender: &str) -> &str {
+    if is_plain_address(sender) {
+        sender
+    } else {
+        NO_SENDER
+    }
+}
+
+/// `s` without control characters (an environment value cannot hold NUL, and none of them
+/// belongs in an address).
+fn env_safe(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// The environment of one MDA process.
@@ -175,45 +216,18 @@ struct MessageEnv {
     size: u64,
 }
 
-/// A started MDA. Dropping it without [`Running::wait`] kills and reaps the process.
+/// A started MDA. Dropping it without [`Running::wait`] ends its process group and reaps
+/// it ([`child::Running`]).
 struct Running {
-    child: Child,
+    child: child::Running,
     stderr: Option<StderrTail>,
-    reaped: bool,
 }
 
 impl Running {
-    /// Wait up to `timeout` for the MDA to exit; `None` when it did not (it has then been
-    /// killed).
-    fn wait(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                self.reaped = true;
-                return Ok(Some(status));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                self.kill();
-                return Ok(None);
-            }
-            thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
-    }
-
-    /// Kill the MDA (if it still runs) and reap it.
-    fn kill(&mut self) {
-        if !self.reaped {
-            if let Err(e) = self.child.kill() {
-                log::debug!("cannot kill MDA {}: {e}", self.child.id());
-            }
-            if let Err(e) = self.child.wait() {
-                log::warn!("cannot reap MDA {}: {e}", self.child.id());
-            }
-            self.reaped = true;
-        }
+    /// Wait up to `timeout` for the MDA to exit; `None` when it did not. Either way nothing
+    /// of its process group runs any more when this returns.
+    fn wait(&mut self, timeout: Duration) -> io::Result<Option<std::process::ExitStatus>> {
+        self.child.wait(timeout)
     }
 
     /// The last lines of the MDA's stderr, sanitised, for an error message.
@@ -225,11 +239,6 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 /// The MDA's stderr, drained on a thread into a buffer that keeps the last
 /// [`STDERR_KEEP`] bytes, so that the MDA never blocks on a full pipe.
 struct StderrTail {
@@ -301,15 +310,15 @@ struct MdaPending<'a> {
 }
 
 impl MdaPending<'_> {
-    /// The envelope sender for `%F`.
+    /// The envelope sender as found (`POP3_SENDER`); `%F` gets [`percent_f`] of it.
     fn sender(&self) -> String {
         let sender = self.sniffer.sender();
-        if sender.starts_with('-') {
-            // It would read as an option to the MDA.
+        if !is_plain_address(&sender) {
             log::warn!(
-                "envelope sender {sender} starts with '-'; using {NO_SENDER} for %F instead"
+                "envelope sender {} is not a plain address; using {NO_SENDER} for %F \
+                 instead (POP3_SENDER has it as found)",
+                sanitize(sender.as_bytes())
             );
-            return NO_SENDER.to_owned();
         }
         sender
     }
@@ -404,6 +413,8 @@ mod tests {
     use super::*;
     use std::fs;
     use std::path::Path;
+    use std::process::Command;
+    use std::time::Instant;
 
     fn test_envelope() -> Envelope<'static> {
         static UID: std::sync::LazyLock<crate::proto::Uid> =
@@ -419,6 +430,11 @@ mod tests {
 
     fn shell(line: &str) -> Mda {
         Mda::new(MdaCommand::Shell(line.to_owned()), TIMEOUT)
+    }
+
+    /// Quote `s` for `sh`: `'...'`, with each `'` written as `'\''`.
+    fn shell_quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', r"'\''"))
     }
 
     fn q(path: &Path) -> String {
@@ -447,13 +463,14 @@ mod tests {
     }
 
     #[test]
-    fn percent_f_is_the_sender_in_argv_and_quoted_in_shell() {
+    fn percent_f_is_the_sender_in_argv_and_in_shell() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("argv");
         let msg: &[&[u8]] = &[
-            b"Received: by pop3\nReturn-Path: <o'brien$x@ex",
-            b"ample.com>\n\nbody\n",
+            b"Received: by pop3\nReturn-Path: <SRS0=ab=cd=example.org=bob+x@forw",
+            b"arder.example>\n\nbody\n",
         ];
+        let sender = "SRS0=ab=cd=example.org=bob+x@forwarder.example";
         let mut mda = Mda::new(
             MdaCommand::Argv(vec![
                 "/bin/sh".into(),
@@ -465,14 +482,21 @@ mod tests {
             TIMEOUT,
         );
         deliver(&mut mda, msg).unwrap();
-        assert_eq!(fs::read(&out).unwrap(), b"sender=o'brien$x@example.com");
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            format!("sender={sender}")
+        );
         // The header buffered for %F reaches the MDA too.
         assert_eq!(fs::read(dir.path().join("argv.msg")).unwrap(), msg.concat());
 
+        // Bare, single-quoted or double-quoted by the user: the same bare address.
         let out = dir.path().join("shell");
+        for form in ["%F", "'%F'", "\"%F\""] {
+            let mut mda = shell(&format!("printf %s {form} > {}; cat > /dev/null", q(&out)));
+            deliver(&mut mda, msg).unwrap();
+            assert_eq!(fs::read_to_string(&out).unwrap(), sender, "{form}");
+        }
         let mut mda = shell(&format!("printf %s %F > {}; cat > /dev/null", q(&out)));
-        deliver(&mut mda, msg).unwrap();
-        assert_eq!(fs::read(&out).unwrap(), b"o'brien$x@example.com");
 
         // No Return-Path, and a message too short to finish its header.
         deliver(&mut mda, &[b"Subject: short"]).unwrap();
@@ -489,15 +513,82 @@ mod tests {
     }
 
     #[test]
-    fn environment_names_account_uidl_and_size() {
+    fn environment_names_account_uidl_size_and_sender() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("env");
         let mut mda = shell(&format!(
-            "printf '%s|%s|%s' \"$POP3_ACCOUNT\" \"$POP3_UIDL\" \"$POP3_SIZE\" > {}; cat >/dev/null",
+            "printf '%s|%s|%s|%s' \"$POP3_ACCOUNT\" \"$POP3_UIDL\" \"$POP3_SIZE\" \
+             \"$POP3_SENDER\" > {}; cat >/dev/null",
             q(&out)
         ));
+        deliver(&mut mda, &[b"Return-Path: <bob@example.org>\n\nbody\n"]).unwrap();
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            "work|uid-%01-7|1234|bob@example.org"
+        );
         deliver(&mut mda, &[b"S: x\n\nbody\n"]).unwrap();
-        assert_eq!(fs::read_to_string(&out).unwrap(), "work|uid-%01-7|1234");
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            format!("work|uid-%01-7|1234|{NO_SENDER}")
+        );
+    }
+
+    /// Issue #9: a Return-Path is written by whoever sent the mail. Whatever it holds and
+    /// however the user quoted `%F`, it must not run as shell code; the MDA gets
+    /// MAILER-DAEMON for `%F` and the sender as found in POP3_SENDER.
+    #[test]
+    fn mda_sender_substitution_cannot_inject_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pwned");
+        let m = marker.to_str().unwrap();
+        let senders = [
+            format!("$(touch${{IFS}}{m})@evil.example"),
+            format!("`touch${{IFS}}{m}`@evil.example"),
+            format!("x';touch${{IFS}}{m};'@evil.example"),
+            format!("x\";touch${{IFS}}{m};\"@evil.example"),
+            format!("x|touch${{IFS}}{m}@evil.example"),
+            format!("x&&touch${{IFS}}{m}@evil.example"),
+            format!("x<(touch${{IFS}}{m})@evil.example"),
+        ];
+        let out = dir.path().join("out");
+        for form in ["%F", "'%F'", "\"%F\"", "-f%F"] {
+            let mut mda = shell(&format!(
+                "cat > /dev/null; printf '%s|%s' {form} \"$POP3_SENDER\" > {}",
+                q(&out)
+            ));
+            for sender in &senders {
+                let header = format!("Return-Path: <{sender}>\n\nbody\n");
+                deliver(&mut mda, &[header.as_bytes()]).unwrap();
+                assert!(
+                    !marker.exists(),
+                    "{form} with {sender}: the sender ran a command"
+                );
+                let got = fs::read_to_string(&out).unwrap();
+                let want_f = if form == "-f%F" {
+                    "-fMAILER-DAEMON"
+                } else {
+                    NO_SENDER
+                };
+                assert_eq!(got, format!("{want_f}|{sender}"), "{form}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_addresses_are_the_only_percent_f_values() {
+        for ok in ["bob@example.org", "a.b-c_d+e=f@x.example", "MAILER-DAEMON"] {
+            assert!(is_plain_address(ok), "{ok}");
+            assert_eq!(percent_f(ok), ok);
+        }
+        for bad in [
+            "", "-oQ@x", "a b@x", "a'b@x", "a\"b@x", "a$b@x", "a`b@x", "a\\b@x", "a;b@x", "a|b@x",
+            "a&b@x", "a<b@x", "a>b@x", "a(b)@x", "a{b}@x", "a*b@x", "a?b@x", "a[b]@x", "~a@x",
+            "a#b@x", "a!b@x", "a/b@x", "a%b@x", "\u{e9}@x", "a\tb@x",
+        ] {
+            assert!(!is_plain_address(bad), "{bad:?}");
+            assert_eq!(percent_f(bad), NO_SENDER);
+        }
+        assert_eq!(env_safe("a\u{0}b\x1bc\u{85}d"), "abcd");
     }
 
     #[test]
@@ -562,6 +653,47 @@ mod tests {
         assert!(err.message().ends_with("last words"), "{err}");
         // The kept tail is bounded, so is the message.
         assert!(err.message().len() < 1000, "{}", err.message().len());
+    }
+
+    /// Issue #9: a `sh -c` string is a shell and its children; a timeout must end them all,
+    /// or the rest of the command may deliver after we gave up on the message.
+    #[test]
+    fn mda_timeout_ends_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("delivered-late");
+        let mut mda = Mda::new(
+            MdaCommand::Shell(format!(
+                "cat > /dev/null; (sleep 1; touch {}) & sleep 1; touch {}",
+                q(&late),
+                q(&late)
+            )),
+            Duration::from_millis(200),
+        );
+        let err = deliver(&mut mda, &[b"S: x\n\nbody\n"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Temporary);
+        thread::sleep(Duration::from_millis(1500));
+        assert!(!late.exists(), "part of the timed-out MDA still ran");
+    }
+
+    /// A command the MDA put in the background is not left to write after the MDA exited.
+    #[test]
+    fn mda_exit_leaves_no_background_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("written-late");
+        for line in [
+            format!("cat > /dev/null; (sleep 1; touch {}) & exit 0", q(&late)),
+            format!("cat > /dev/null; (sleep 1; touch {}) & exit 1", q(&late)),
+        ] {
+            let mut mda = shell(&line);
+            let t0 = Instant::now();
+            let _ = deliver(&mut mda, &[b"S: x\n\nbody\n"]);
+            assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        }
+        thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !late.exists(),
+            "a background job of the MDA wrote after it exited"
+        );
     }
 
     #[test]
