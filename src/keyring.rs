@@ -22,7 +22,7 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The keyring user name of an account's entry.
 pub fn entry_user(account: &Account) -> String {
-    format!("{}@{}", account.user, account.host)
+    format!("{}@{}", account.login.user, account.server.host)
 }
 
 /// What to suggest when the keyring cannot be used.

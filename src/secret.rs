@@ -57,7 +57,7 @@ impl fmt::Display for Secret {
 /// the secret.
 pub fn obtain(account: &Account) -> Result<Secret> {
     let name = &account.name;
-    match &account.password {
+    match &account.login.password {
         PasswordSource::Literal(s) => Ok(s.clone()),
         PasswordSource::Command(command) => run_command(command, name),
         PasswordSource::Env(var) => {
@@ -99,7 +99,10 @@ fn prompt(account: &Account) -> Result<Secret> {
             ),
         ));
     }
-    let text = format!("Password for {}@{}: ", account.user, account.host);
+    let text = format!(
+        "Password for {}@{}: ",
+        account.login.user, account.server.host
+    );
     rpassword::prompt_password(text)
         .map(Secret::new)
         .map_err(|e| Error::with_source(ErrorKind::Config, "cannot read the password", e))

@@ -5,7 +5,7 @@
 use log::debug;
 
 use crate::client::{Authorization, Listed, Session, Transaction};
-use crate::config::{Account, AuthMech, TlsMode};
+use crate::config::{Account, AuthMech, Login, Server, TlsMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Stream, tls};
 use crate::proto::Capabilities;
@@ -40,21 +40,21 @@ pub struct Opened {
 
 /// Connect and secure the connection as the account says (DESIGN.md invariant 5: with
 /// STLS missing, refused or followed by extra bytes, nothing secret has been sent).
-pub fn open(account: &Account) -> Result<Opened> {
-    let client = match account.tls {
+pub fn open(server: &Server) -> Result<Opened> {
+    let client = match server.tls {
         TlsMode::None => None,
-        _ => Some(tls_client(account)?),
+        _ => Some(tls_client(server)?),
     };
-    open_with(account, client)
+    open_with(server, client)
 }
 
 /// [`open`] with a TLS client made by the caller, who can then read the certificates the
 /// server presented even when the handshake failed (`pop3 probe`).
-pub fn open_with(account: &Account, client: Option<tls::Client>) -> Result<Opened> {
-    let host = account.host.as_str();
-    let timeout = account.timeout;
-    let tcp = net::connect(host, account.port, timeout)?;
-    let (mut session, caps_before_stls, client) = match account.tls {
+pub fn open_with(server: &Server, client: Option<tls::Client>) -> Result<Opened> {
+    let host = server.host.as_str();
+    let timeout = server.timeout;
+    let tcp = net::connect(host, server.port, timeout)?;
+    let (mut session, caps_before_stls, client) = match server.tls {
         TlsMode::Implicit => {
             let client = client.ok_or_else(no_client)?;
             let stream = client.handshake(host, tcp)?;
@@ -95,13 +95,9 @@ pub fn open_with(account: &Account, client: Option<tls::Client>) -> Result<Opene
             None,
         ),
     };
-    debug!(
-        "{}: greeting: {}",
-        account.name,
-        sanitize(session.greeting())
-    );
+    debug!("{host}: greeting: {}", sanitize(session.greeting()));
     if let Some(t) = session.stream().tls_description() {
-        debug!("{}: {t}", account.name);
+        debug!("{host}: {t}");
     }
     let caps = session.capa()?;
     Ok(Opened {
@@ -118,7 +114,7 @@ pub fn open_with(account: &Account, client: Option<tls::Client>) -> Result<Opene
 /// flight (nothing is pipelined across the login itself).
 pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
     let password = crate::secret::obtain(account)?;
-    let Opened { session, caps, .. } = open(account)?;
+    let Opened { session, caps, .. } = open(&account.server)?;
     let (mut session, mechanism) = log_in(account, session, &caps, &password)?;
     drop(password);
     let tls = session.stream().tls_description();
@@ -170,19 +166,25 @@ fn log_in(
     password: &Secret,
 ) -> Result<(Session<Stream, Transaction>, Mechanism)> {
     let encrypted = session.stream().is_encrypted();
-    let mech = choose_mechanism(account, caps, session.greeting(), encrypted)?;
+    let mech = choose_mechanism(
+        &account.login,
+        &account.server.host,
+        caps,
+        session.greeting(),
+        encrypted,
+    )?;
     debug!("{}: logging in with {}", account.name, mech.config_name());
     let result = match mech {
-        Mechanism::User => session.login_user_pass(&account.user, password),
+        Mechanism::User => session.login_user_pass(&account.login.user, password),
         Mechanism::Apop => {
             // choose_mechanism checked that the greeting has a valid timestamp.
             let stamp = apop::greeting_timestamp(session.greeting())
                 .unwrap_or_default()
                 .to_vec();
             let digest = apop::digest(&stamp, password);
-            session.login_apop(&account.user, &digest)
+            session.login_apop(&account.login.user, &digest)
         }
-        sasl => match auth::client(sasl, &account.user, password) {
+        sasl => match auth::client(sasl, &account.login.user, password) {
             Some(mut client) => session.login_sasl(client.as_mut()),
             None => {
                 return Err(Error::new(
@@ -219,13 +221,13 @@ fn offers(mech: Mechanism, caps: &Capabilities, greeting: &[u8]) -> bool {
 /// an unencrypted connection without `allow_plaintext_password`, and there is no fallback
 /// to a weaker mechanism after a failure.
 pub fn choose_mechanism(
-    account: &Account,
+    login: &Login,
+    host: &str,
     caps: &Capabilities,
     greeting: &[u8],
     encrypted: bool,
 ) -> Result<Mechanism> {
-    let cleartext_ok = encrypted || account.allow_plaintext_password;
-    let host = &account.host;
+    let cleartext_ok = encrypted || login.allow_plaintext_password;
     let offered = || {
         let mut names: Vec<String> = caps.sasl.clone();
         if caps.user {
@@ -240,15 +242,15 @@ pub fn choose_mechanism(
             names.join(" ")
         }
     };
-    match account.auth {
+    match login.auth {
         AuthMech::Named(m) => {
             if m.reveals_password() && !cleartext_ok {
                 return Err(Error::new(
                     ErrorKind::Auth,
                     format!(
-                        "refusing to send the password for {} unencrypted ({}); use TLS or \
-                         set allow_plaintext_password = true",
-                        account.name,
+                        "refusing to send the password for {}@{host} unencrypted ({}); use \
+                         TLS or set allow_plaintext_password = true",
+                        login.user,
                         m.config_name()
                     ),
                 ));
@@ -290,12 +292,12 @@ pub fn choose_mechanism(
 }
 
 /// The account's TLS client configuration.
-pub fn tls_client(account: &Account) -> Result<tls::Client> {
+pub fn tls_client(server: &Server) -> Result<tls::Client> {
     tls::client(&tls::TlsSettings {
-        ca_file: account.tls_ca_file.clone(),
-        fingerprints: account.tls_fingerprints.clone(),
-        min_version: account.tls_min_version,
-        client_cert: account.tls_client_cert.clone(),
+        ca_file: server.tls_ca_file.clone(),
+        fingerprints: server.tls_fingerprints.clone(),
+        min_version: server.tls_min_version,
+        client_cert: server.tls_client_cert.clone(),
     })
 }
 
@@ -313,9 +315,9 @@ mod tests {
         let mut a = crate::config::Config::default()
             .resolve(None, &over)
             .unwrap();
-        a.auth = auth;
-        a.tls = tls;
-        a.allow_plaintext_password = allow;
+        a.login.auth = auth;
+        a.server.tls = tls;
+        a.login.allow_plaintext_password = allow;
         a
     }
 
@@ -333,23 +335,23 @@ mod tests {
         let a = account(AuthMech::Auto, TlsMode::Implicit, false);
         let c = caps(&["PLAIN", "SCRAM-SHA-1", "CRAM-MD5"], true);
         assert_eq!(
-            choose_mechanism(&a, &c, b"", true).unwrap(),
+            choose_mechanism(&a.login, "h", &c, b"", true).unwrap(),
             Mechanism::ScramSha1
         );
         let c = caps(&["PLAIN", "LOGIN"], true);
         assert_eq!(
-            choose_mechanism(&a, &c, b"", true).unwrap(),
+            choose_mechanism(&a.login, "h", &c, b"", true).unwrap(),
             Mechanism::Plain
         );
         let c = caps(&[], true);
         assert_eq!(
-            choose_mechanism(&a, &c, b"ready <1.2@h>", true).unwrap(),
+            choose_mechanism(&a.login, "h", &c, b"ready <1.2@h>", true).unwrap(),
             Mechanism::Apop
         );
         // A server without CAPA still gets USER/PASS over TLS.
         let none = Capabilities::default();
         assert_eq!(
-            choose_mechanism(&a, &none, b"", true).unwrap(),
+            choose_mechanism(&a.login, "h", &none, b"", true).unwrap(),
             Mechanism::User
         );
     }
@@ -358,7 +360,7 @@ mod tests {
     fn auto_never_reveals_the_password_in_clear() {
         let a = account(AuthMech::Auto, TlsMode::None, false);
         let c = caps(&["PLAIN", "LOGIN"], true);
-        let err = choose_mechanism(&a, &c, b"", false).unwrap_err();
+        let err = choose_mechanism(&a.login, "h", &c, b"", false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Auth);
         assert!(
             err.to_string().contains("allow_plaintext_password"),
@@ -366,12 +368,12 @@ mod tests {
         );
         let c = caps(&["PLAIN", "CRAM-MD5"], true);
         assert_eq!(
-            choose_mechanism(&a, &c, b"", false).unwrap(),
+            choose_mechanism(&a.login, "h", &c, b"", false).unwrap(),
             Mechanism::CramMd5
         );
         let a = account(AuthMech::Auto, TlsMode::None, true);
         assert_eq!(
-            choose_mechanism(&a, &caps(&["PLAIN"], true), b"", false).unwrap(),
+            choose_mechanism(&a.login, "h", &caps(&["PLAIN"], true), b"", false).unwrap(),
             Mechanism::Plain
         );
     }
@@ -383,13 +385,13 @@ mod tests {
             TlsMode::Implicit,
             false,
         );
-        let err = choose_mechanism(&a, &caps(&["PLAIN"], true), b"", true).unwrap_err();
+        let err = choose_mechanism(&a.login, "h", &caps(&["PLAIN"], true), b"", true).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Auth);
         assert!(err.to_string().contains("PLAIN"), "{err}");
         let a = account(AuthMech::Named(Mechanism::Apop), TlsMode::Implicit, false);
-        assert!(choose_mechanism(&a, &caps(&[], true), b"no stamp", true).is_err());
+        assert!(choose_mechanism(&a.login, "h", &caps(&[], true), b"no stamp", true).is_err());
         let a = account(AuthMech::Named(Mechanism::User), TlsMode::None, false);
-        let err = choose_mechanism(&a, &caps(&[], true), b"", false).unwrap_err();
+        let err = choose_mechanism(&a.login, "h", &caps(&[], true), b"", false).unwrap_err();
         assert!(err.to_string().contains("unencrypted"), "{err}");
     }
 }

@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn password_source(a: &Account) -> String {
-    match &a.password {
+    match &a.login.password {
         PasswordSource::Literal(_) => "in the config file (hidden)".into(),
         PasswordSource::Command(c) => format!("command {}", c.shown()),
         PasswordSource::Env(v) => format!("environment variable {v}"),
@@ -67,7 +67,7 @@ fn password_source(a: &Account) -> String {
 }
 
 fn auth_name(a: &Account) -> &'static str {
-    match a.auth {
+    match a.login.auth {
         AuthMech::Auto => "auto",
         AuthMech::Named(m) => m.config_name(),
     }
@@ -77,32 +77,37 @@ fn describe(a: &Account) -> Vec<(&'static str, String)> {
     let mut rows = vec![
         (
             "server",
-            format!("{}:{} (tls {})", a.host, a.port, a.tls.name()),
+            format!(
+                "{}:{} (tls {})",
+                a.server.host,
+                a.server.port,
+                a.server.tls.name()
+            ),
         ),
-        ("user", a.user.clone()),
+        ("user", a.login.user.clone()),
         ("password", password_source(a)),
         ("auth", auth_name(a).into()),
-        ("deliver", a.delivery.describe()),
+        ("deliver", a.delivery.target.describe()),
         (
             "keep",
-            match (a.keep, a.delete_after) {
+            match (a.policy.keep, a.policy.delete_after) {
                 (false, _) => "no (delete after delivery)".into(),
                 (true, Some(d)) => format!("yes, delete after {}s", d.as_secs()),
                 (true, None) => "yes".into(),
             },
         ),
-        ("timeout", format!("{}s", a.timeout.as_secs())),
+        ("timeout", format!("{}s", a.server.timeout.as_secs())),
     ];
-    if let Some(m) = a.max_size {
+    if let Some(m) = a.policy.max_size {
         rows.push(("max_size", m.to_string()));
     }
-    if let Some(ca) = &a.tls_ca_file {
+    if let Some(ca) = &a.server.tls_ca_file {
         rows.push(("tls_ca", ca.display().to_string()));
     }
-    if !a.tls_fingerprints.is_empty() {
+    if !a.server.tls_fingerprints.is_empty() {
         rows.push((
             "pinned",
-            format!("{} fingerprint(s)", a.tls_fingerprints.len()),
+            format!("{} fingerprint(s)", a.server.tls_fingerprints.len()),
         ));
     }
     rows
@@ -111,19 +116,19 @@ fn describe(a: &Account) -> Vec<(&'static str, String)> {
 fn to_json(a: &Account) -> serde_json::Value {
     json!({
         "name": a.name,
-        "host": a.host,
-        "port": a.port,
-        "user": a.user,
-        "tls": a.tls.name(),
-        "tls_ca_file": a.tls_ca_file.as_ref().map(|p| p.display().to_string()),
-        "tls_fingerprints": a.tls_fingerprints.len(),
+        "host": a.server.host,
+        "port": a.server.port,
+        "user": a.login.user,
+        "tls": a.server.tls.name(),
+        "tls_ca_file": a.server.tls_ca_file.as_ref().map(|p| p.display().to_string()),
+        "tls_fingerprints": a.server.tls_fingerprints.len(),
         "auth": auth_name(a),
         "password": password_source(a),
-        "deliver": a.delivery.describe(),
-        "keep": a.keep,
-        "delete_after_secs": a.delete_after.map(|d| d.as_secs()),
-        "max_size": a.max_size,
-        "timeout_secs": a.timeout.as_secs(),
-        "add_received": a.add_received,
+        "deliver": a.delivery.target.describe(),
+        "keep": a.policy.keep,
+        "delete_after_secs": a.policy.delete_after.map(|d| d.as_secs()),
+        "max_size": a.policy.max_size,
+        "timeout_secs": a.server.timeout.as_secs(),
+        "add_received": a.delivery.add_received,
     })
 }

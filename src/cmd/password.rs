@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: &PasswordArgs) -> anyhow::Result<ExitCode> {
     let account = ctx.config.resolve(Some(name), &Overrides::default())?;
     match &args.action {
         PasswordAction::Set { .. } => {
-            let secret = read_new_password(&account.user, &account.host)?;
+            let secret = read_new_password(&account.login.user, &account.server.host)?;
             keyring::set(&account, &secret)?;
             if !ctx.quiet {
                 eprintln!(
@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: &PasswordArgs) -> anyhow::Result<ExitCode> {
                     keyring::SERVICE,
                     keyring::entry_user(&account)
                 );
-                if !matches!(account.password, PasswordSource::Keyring) {
+                if !matches!(account.login.password, PasswordSource::Keyring) {
                     eprintln!(
                         "pop3: note: account {} does not use it yet; add \
                          password.keyring = true to its config",

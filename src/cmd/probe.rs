@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::Context;
 use crate::cli::ProbeArgs;
 use crate::config::range::PORT;
-use crate::config::{Overrides, TlsMode};
+use crate::config::{DEFAULT_TIMEOUT, Login, Overrides, Server, TlsMode};
 use crate::error::{Error, ErrorKind};
 use crate::net::tls::{self, hex_colons};
 use crate::proto::{Capabilities, Expire};
@@ -18,13 +18,15 @@ use crate::ui::sanitize::sanitize;
 /// Run `pop3 probe`.
 pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let is_account = ctx.config.account_names().contains(&args.target.as_str());
-    let account = if is_account {
+    // An account brings its login too; a HOST only a server (no password, no login).
+    let (server, account) = if is_account {
         let over = Overrides {
             tls: args.tls,
             ca_file: args.ca_file.clone(),
             ..Overrides::default()
         };
-        ctx.config.resolve(Some(&args.target), &over)?
+        let account = ctx.config.resolve(Some(&args.target), &over)?;
+        (account.server.clone(), Some(account))
     } else {
         let (host, port) = split_host_port(&args.target)?;
         // Port 110 is POP3 with STLS; anything else is taken as implicit TLS (995 and the
@@ -34,28 +36,26 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         } else {
             TlsMode::Implicit
         });
-        let over = Overrides {
-            host: Some(host),
-            port,
-            user: Some("probe".into()),
-            tls: Some(tls),
-            ca_file: args.ca_file.clone(),
-            maildir: Some("/nonexistent".into()),
-            ..Overrides::default()
-        };
-        crate::config::Config::default().resolve(None, &over)?
+        let mut server = Server::new(
+            host,
+            port.unwrap_or(tls.default_port()),
+            tls,
+            DEFAULT_TIMEOUT,
+        );
+        server.tls_ca_file = args.ca_file.clone();
+        (server, None)
     };
     outln!(
         "server       {}:{} (tls {})",
-        account.host,
-        account.port,
-        account.tls.name()
+        server.host,
+        server.port,
+        server.tls.name()
     );
-    let client = match account.tls {
+    let client = match server.tls {
         TlsMode::None => None,
-        _ => Some(session::tls_client(&account)?),
+        _ => Some(session::tls_client(&server)?),
     };
-    let opened = match session::open_with(&account, client.clone()) {
+    let opened = match session::open_with(&server, client.clone()) {
         Ok(o) => o,
         Err(e) => {
             // Show what the server presented even when it was refused.
@@ -83,14 +83,16 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     }
     outln!("capabilities {}", describe(&caps));
     let encrypted = session.stream().is_encrypted();
-    match choose_mechanism(&account, &caps, session.greeting(), encrypted) {
+    let default_login = Login::default();
+    let login = account.as_ref().map_or(&default_login, |a| &a.login);
+    match choose_mechanism(login, &server.host, &caps, session.greeting(), encrypted) {
         Ok(m) => outln!("login        {} would be used", m.config_name()),
         Err(e) => outln!("login        impossible: {}", e.message()),
     }
-    if !is_account {
+    let Some(account) = account else {
         let _ = session.quit();
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let password = secret::obtain(&account)?;
     let Connected {
         mut session,
@@ -105,7 +107,7 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     outln!("mailbox      {count} messages, {} bytes", size.0);
     session.quit()?;
     if let Some(Expire::Days(0)) = caps.expire
-        && account.keep
+        && account.policy.keep
     {
         outln!(
             "warning      the server deletes messages once retrieved (EXPIRE 0), whatever keep says"

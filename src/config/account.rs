@@ -105,7 +105,7 @@ pub enum PasswordSource {
 
 /// Where fetched mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub enum Target {
     /// A Maildir (created when missing).
     Maildir(PathBuf),
     /// An mbox file (mboxrd; created when missing).
@@ -117,45 +117,104 @@ pub enum Delivery {
     },
 }
 
-impl Delivery {
+impl Target {
     /// A short description for messages and `pop3 accounts`.
     pub fn describe(&self) -> String {
         match self {
-            Delivery::Maildir(p) => format!("maildir {}", p.display()),
-            Delivery::Mbox(p) => format!("mbox {}", p.display()),
-            Delivery::Mda { command, .. } => format!("mda {}", command.shown()),
+            Target::Maildir(p) => format!("maildir {}", p.display()),
+            Target::Mbox(p) => format!("mbox {}", p.display()),
+            Target::Mda { command, .. } => format!("mda {}", command.shown()),
         }
     }
 }
 
-/// One account, ready to fetch.
+/// Where the server is and how the connection to it is secured: all that `pop3 probe HOST`
+/// needs.
 #[derive(Debug, Clone)]
-pub struct Account {
-    /// The name in the config (`[accounts.NAME]`), or `user@host` for a one-off account.
-    pub name: String,
+pub struct Server {
     pub host: String,
     pub port: u16,
+    pub tls: TlsMode,
+    pub tls_ca_file: Option<PathBuf>,
+    /// SHA-256 pins: of the server certificate or of its public key.
+    pub tls_fingerprints: Vec<[u8; 32]>,
+    pub tls_min_version: Option<TlsVersion>,
+    /// Client certificate and key (PEM).
+    pub tls_client_cert: Option<(PathBuf, PathBuf)>,
+    /// Connect, TLS handshake, and every read and write must finish within it.
+    pub timeout: Duration,
+}
+
+/// Who logs in, and how.
+#[derive(Debug, Clone)]
+pub struct Login {
     pub user: String,
     pub password: PasswordSource,
     pub auth: AuthMech,
-    pub tls: TlsMode,
-    pub tls_ca_file: Option<PathBuf>,
-    /// Connect, TLS handshake, and every read and write must finish within it.
-    pub timeout: Duration,
+    /// USER/PASS, PLAIN or LOGIN over an unencrypted connection are allowed.
     pub allow_plaintext_password: bool,
+}
+
+/// What is fetched, and what is left on or deleted from the server.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
     /// Leave messages on the server.
     pub keep: bool,
     /// With `keep`: delete messages first seen this long ago.
     pub delete_after: Option<Duration>,
     /// Leave bigger messages on the server (and say so).
     pub max_size: Option<u64>,
+}
+
+/// How and where mail is delivered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub target: Target,
+    /// Prepend a `Received:` header.
     pub add_received: bool,
-    /// SHA-256 pins: of the server certificate or of its public key.
-    pub tls_fingerprints: Vec<[u8; 32]>,
-    pub tls_min_version: Option<TlsVersion>,
-    /// Client certificate and key (PEM).
-    pub tls_client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// One account, ready to fetch: four parts, each used by the module that needs it
+/// (`net`/`session` the server, `session`/`secret` the login, `engine` the policy and the
+/// delivery).
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The name in the config (`[accounts.NAME]`), or `user@host` for a one-off account.
+    pub name: String,
+    pub server: Server,
+    pub login: Login,
+    pub policy: Policy,
     pub delivery: Delivery,
+}
+
+impl Default for Login {
+    /// No user, no password source, `auth = "auto"`, no plaintext passwords: what
+    /// `pop3 probe HOST` judges the server's mechanisms by.
+    fn default() -> Login {
+        Login {
+            user: String::new(),
+            password: PasswordSource::Default,
+            auth: AuthMech::Auto,
+            allow_plaintext_password: false,
+        }
+    }
+}
+
+impl Server {
+    /// A server with every optional setting at its default (no pins, system roots, the
+    /// default timeout).
+    pub fn new(host: impl Into<String>, port: u16, tls: TlsMode, timeout: Duration) -> Server {
+        Server {
+            host: host.into(),
+            port,
+            tls,
+            tls_ca_file: None,
+            tls_fingerprints: Vec::new(),
+            tls_min_version: None,
+            tls_client_cert: None,
+            timeout,
+        }
+    }
 }
 
 impl Account {
@@ -163,7 +222,10 @@ impl Account {
     /// file name (anything but ASCII letters, digits, `.`, `-`, `_` and `@` becomes `_`,
     /// and a leading `.` too).
     pub fn state_key(&self) -> String {
-        let raw = format!("{}@{}:{}", self.user, self.host, self.port);
+        let raw = format!(
+            "{}@{}:{}",
+            self.login.user, self.server.host, self.server.port
+        );
         let mut key: String = raw
             .chars()
             .map(|c| {
@@ -188,23 +250,21 @@ mod tests {
     fn account(user: &str, host: &str) -> Account {
         Account {
             name: "t".into(),
-            host: host.into(),
-            port: 995,
-            user: user.into(),
-            password: PasswordSource::Default,
-            auth: AuthMech::Auto,
-            tls: TlsMode::Implicit,
-            tls_ca_file: None,
-            timeout: Duration::from_secs(60),
-            allow_plaintext_password: false,
-            keep: true,
-            delete_after: None,
-            max_size: None,
-            add_received: true,
-            tls_fingerprints: Vec::new(),
-            tls_min_version: None,
-            tls_client_cert: None,
-            delivery: Delivery::Maildir("/tmp/m".into()),
+            server: Server::new(host, 995, TlsMode::Implicit, Duration::from_secs(60)),
+            login: Login {
+                user: user.into(),
+                password: PasswordSource::Default,
+                auth: AuthMech::Auto,
+                allow_plaintext_password: false,
+            },
+            policy: Policy {
+                keep: true,
+                ..Policy::default()
+            },
+            delivery: Delivery {
+                target: Target::Maildir("/tmp/m".into()),
+                add_received: true,
+            },
         }
     }
 

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use account::{
-    Account, AuthMech, CommandLine, Delivery, PasswordCommand, PasswordSource, TlsMode, TlsVersion,
+    Account, AuthMech, CommandLine, Delivery, Login, PasswordCommand, PasswordSource, Policy,
+    Server, Target, TlsMode, TlsVersion,
 };
 use file::{AccountTable, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
 
@@ -247,19 +248,19 @@ impl Config {
             (None, None) => None,
         };
         let mda_timeout = t.mda_timeout.map_or(DEFAULT_MDA_TIMEOUT, |d| d.0);
-        let delivery = match (&over.maildir, &over.mbox, &over.mda) {
-            (Some(p), None, None) => Delivery::Maildir(p.clone()),
-            (None, Some(p), None) => Delivery::Mbox(p.clone()),
-            (None, None, Some(c)) => Delivery::Mda {
+        let target = match (&over.maildir, &over.mbox, &over.mda) {
+            (Some(p), None, None) => Target::Maildir(p.clone()),
+            (None, Some(p), None) => Target::Mbox(p.clone()),
+            (None, None, Some(c)) => Target::Mda {
                 command: CommandLine::Shell(c.clone()),
                 timeout: mda_timeout,
             },
             (None, None, None) => {
                 let d = t.deliver.unwrap_or_default();
                 match (d.maildir, d.mbox, d.mda) {
-                    (Some(s), None, None) => Delivery::Maildir(paths::expand_tilde(&s)?),
-                    (None, Some(s), None) => Delivery::Mbox(paths::expand_tilde(&s)?),
-                    (None, None, Some(c)) => Delivery::Mda {
+                    (Some(s), None, None) => Target::Maildir(paths::expand_tilde(&s)?),
+                    (None, Some(s), None) => Target::Mbox(paths::expand_tilde(&s)?),
+                    (None, None, Some(c)) => Target::Mda {
                         command: command_line(c, &label, "deliver.mda")?,
                         timeout: mda_timeout,
                     },
@@ -393,26 +394,34 @@ impl Config {
         let timeout = t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         Ok(Account {
             name: name.map_or_else(|| format!("{user}@{host}"), str::to_owned),
-            host,
-            port,
-            user,
-            password,
-            auth,
-            tls,
-            tls_ca_file,
-            timeout,
-            allow_plaintext_password,
-            keep: over.keep.or(t.keep).unwrap_or(true),
-            delete_after: t.delete_after.map(|d| d.0),
-            max_size: over.max_size.or(t.max_size.map(|s| s.0)),
-            add_received: t.add_received.unwrap_or(true),
-            tls_fingerprints,
-            tls_min_version: t.tls_min_version.map(|v| match v {
-                TlsVersionName::V1_2 => TlsVersion::V1_2,
-                TlsVersionName::V1_3 => TlsVersion::V1_3,
-            }),
-            tls_client_cert,
-            delivery,
+            server: Server {
+                host,
+                port,
+                tls,
+                tls_ca_file,
+                tls_fingerprints,
+                tls_min_version: t.tls_min_version.map(|v| match v {
+                    TlsVersionName::V1_2 => TlsVersion::V1_2,
+                    TlsVersionName::V1_3 => TlsVersion::V1_3,
+                }),
+                tls_client_cert,
+                timeout,
+            },
+            login: Login {
+                user,
+                password,
+                auth,
+                allow_plaintext_password,
+            },
+            policy: Policy {
+                keep: over.keep.or(t.keep).unwrap_or(true),
+                delete_after: t.delete_after.map(|d| d.0),
+                max_size: over.max_size.or(t.max_size.map(|s| s.0)),
+            },
+            delivery: Delivery {
+                target,
+                add_received: t.add_received.unwrap_or(true),
+            },
         })
     }
 }
@@ -570,21 +579,27 @@ mod tests {
             "timeout = \"1s\"\nmda_timeout = \"1s\"\ndelete_after = \"0s\"\n\
                       max_size = 1\nport = 1\n",
         );
-        assert_eq!(low.timeout, Duration::from_secs(1));
-        assert_eq!(low.delete_after, Some(Duration::ZERO));
-        assert_eq!((low.max_size, low.port), (Some(1), 1));
+        assert_eq!(low.server.timeout, Duration::from_secs(1));
+        assert_eq!(low.policy.delete_after, Some(Duration::ZERO));
+        assert_eq!((low.policy.max_size, low.server.port), (Some(1), 1));
         assert!(
-            matches!(low.delivery, Delivery::Mda { timeout, .. } if timeout == Duration::from_secs(1))
+            matches!(low.delivery.target, Target::Mda { timeout, .. } if timeout == Duration::from_secs(1))
         );
         let high = at(
             "timeout = \"1h\"\nmda_timeout = \"24h\"\ndelete_after = \"36500d\"\n\
                        max_size = \"1024G\"\nport = 65535\n",
         );
-        assert_eq!(high.timeout, Duration::from_secs(3600));
-        assert_eq!(high.delete_after, Some(Duration::from_secs(36_500 * 86400)));
-        assert_eq!((high.max_size, high.port), (Some(1 << 40), 65535));
+        assert_eq!(high.server.timeout, Duration::from_secs(3600));
+        assert_eq!(
+            high.policy.delete_after,
+            Some(Duration::from_secs(36_500 * 86400))
+        );
+        assert_eq!(
+            (high.policy.max_size, high.server.port),
+            (Some(1 << 40), 65535)
+        );
         assert!(
-            matches!(high.delivery, Delivery::Mda { timeout, .. } if timeout == Duration::from_secs(86400))
+            matches!(high.delivery.target, Target::Mda { timeout, .. } if timeout == Duration::from_secs(86400))
         );
     }
 
@@ -624,14 +639,14 @@ mod tests {
         assert_eq!(c.account_names(), ["zeta", "alpha"]);
         let z = c.resolve(Some("zeta"), &Overrides::default()).unwrap();
         assert_eq!(
-            (z.tls, z.port, z.user.as_str()),
+            (z.server.tls, z.server.port, z.login.user.as_str()),
             (TlsMode::Starttls, 110, "u")
         );
-        assert!(z.keep);
+        assert!(z.policy.keep);
         let a = c.resolve(Some("alpha"), &Overrides::default()).unwrap();
-        assert_eq!((a.tls, a.port), (TlsMode::Implicit, 1100));
+        assert_eq!((a.server.tls, a.server.port), (TlsMode::Implicit, 1100));
         assert!(
-            matches!(a.password, PasswordSource::Command(PasswordCommand { line: CommandLine::Argv(ref v), timeout }) if v == &["pass", "x"] && timeout == DEFAULT_PASSWORD_TIMEOUT)
+            matches!(a.login.password, PasswordSource::Command(PasswordCommand { line: CommandLine::Argv(ref v), timeout }) if v == &["pass", "x"] && timeout == DEFAULT_PASSWORD_TIMEOUT)
         );
         let over = Overrides {
             keep: Some(false),
@@ -639,7 +654,7 @@ mod tests {
             ..Overrides::default()
         };
         let a = c.resolve(Some("alpha"), &over).unwrap();
-        assert_eq!((a.port, a.keep), (7, false));
+        assert_eq!((a.server.port, a.policy.keep), (7, false));
         assert!(
             c.resolve(Some("nope"), &over)
                 .unwrap_err()
@@ -675,7 +690,7 @@ mod tests {
         );
         let ok = config(&format!("{base}allow_plaintext_password = true\n")).unwrap();
         let a = ok.resolve(Some("a"), &Overrides::default()).unwrap();
-        assert_eq!(a.port, 110);
+        assert_eq!(a.server.port, 110);
     }
 
     #[test]
@@ -698,10 +713,10 @@ mod tests {
         .unwrap();
         let a = c.resolve(Some("a"), &Overrides::default()).unwrap();
         assert!(
-            matches!(&a.delivery, Delivery::Mda { command: CommandLine::Argv(v), .. } if v[0] == "procmail")
+            matches!(&a.delivery.target, Target::Mda { command: CommandLine::Argv(v), .. } if v[0] == "procmail")
         );
-        assert_eq!(a.max_size, Some(25 << 20));
-        assert_eq!(a.delete_after, Some(Duration::from_secs(14 * 86400)));
+        assert_eq!(a.policy.max_size, Some(25 << 20));
+        assert_eq!(a.policy.delete_after, Some(Duration::from_secs(14 * 86400)));
         let err = c.resolve(Some("b"), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("only one"), "{err}");
     }
@@ -716,7 +731,7 @@ mod tests {
         };
         let a = Config::default().resolve(None, &over).unwrap();
         assert_eq!(a.name, "alice@pop.example.com");
-        assert_eq!((a.port, a.tls), (995, TlsMode::Implicit));
+        assert_eq!((a.server.port, a.server.tls), (995, TlsMode::Implicit));
         let err = Config::default()
             .resolve(
                 None,
@@ -738,10 +753,10 @@ mod tests {
         };
         let a = resolve("password.command = \"pass x\"\npassword.timeout = \"90s\"\n").unwrap();
         assert!(
-            matches!(&a.password, PasswordSource::Command(c)
+            matches!(&a.login.password, PasswordSource::Command(c)
                 if c.timeout == Duration::from_secs(90) && c.line == CommandLine::Shell("pass x".into())),
             "{:?}",
-            a.password
+            a.login.password
         );
         let err =
             resolve("password.command = \"pass x\"\npassword.timeout = \"0s\"\n").unwrap_err();

@@ -339,7 +339,9 @@ impl MdaPending<'_> {
             .map_err(|e| mda.io_error("cannot spool the message for", e.into_error()))?;
         file.rewind()
             .map_err(|e| mda.io_error("cannot spool the message for", e))?;
+        crate::crashpoint::hit("mda.spawn", &self.env.uid);
         let mut running = mda.spawn(&self.env, &sender, file)?;
+        crate::crashpoint::hit("mda.started", &self.env.uid);
         let status = running
             .wait(mda.timeout)
             .map_err(|e| mda.io_error("cannot wait for", e))?;
@@ -354,6 +356,7 @@ impl MdaPending<'_> {
             ));
         };
         if status.success() {
+            crate::crashpoint::hit("mda.exited", &self.env.uid);
             return Ok(());
         }
         let stderr = running.stderr_summary();

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::client::Listed;
-use crate::config::{Account, Delivery, TlsMode};
+use crate::config::{Account, Target, TlsMode};
 use crate::crashpoint;
 use crate::deliver::Sink;
 use crate::deliver::maildir::Maildir;
@@ -268,7 +268,7 @@ pub fn check(account: &Account) -> Result<CheckSummary> {
     session.quit()?;
     let policy = Policy {
         keep: true,
-        max_size: account.max_size,
+        max_size: account.policy.max_size,
         ..Policy::default()
     };
     let plan = plan(
@@ -296,11 +296,11 @@ fn total_size(listing: &[Listed], indexes: &[usize]) -> u64 {
 
 /// Open the account's delivery target (before connecting: a target we cannot create is
 /// exit 73 at once, without touching the server).
-fn open_sink(delivery: &Delivery) -> Result<Box<dyn Sink>> {
-    Ok(match delivery {
-        Delivery::Maildir(dir) => Box::new(Maildir::open(dir)?),
-        Delivery::Mbox(path) => Box::new(Mbox::open(path)?),
-        Delivery::Mda { command, timeout } => Box::new(Mda::new(command.clone(), *timeout)),
+fn open_sink(target: &Target) -> Result<Box<dyn Sink>> {
+    Ok(match target {
+        Target::Maildir(dir) => Box::new(Maildir::open(dir)?),
+        Target::Mbox(path) => Box::new(Mbox::open(path)?),
+        Target::Mda { command, timeout } => Box::new(Mda::new(command.clone(), *timeout)),
     })
 }
 
@@ -319,7 +319,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     let mut sink = if opts.dry_run {
         None
     } else {
-        Some(open_sink(&account.delivery)?)
+        Some(open_sink(&account.delivery.target)?)
     };
     if let Some(sink) = sink.as_deref_mut()
         && let Some(notice) = commit::recover(&mut state, sink)?
@@ -362,10 +362,11 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
 fn settings(account: &Account, opts: &FetchOptions) -> Settings {
     Settings {
         account: account.name.clone(),
-        host: account.host.clone(),
+        host: account.server.host.clone(),
         received: account
+            .delivery
             .add_received
-            .then_some(if account.tls == TlsMode::None {
+            .then_some(if account.server.tls == TlsMode::None {
                 "POP3"
             } else {
                 "POP3S"
@@ -373,9 +374,9 @@ fn settings(account: &Account, opts: &FetchOptions) -> Settings {
         policy: Policy {
             all: opts.all,
             limit: opts.limit,
-            max_size: account.max_size,
-            keep: account.keep,
-            delete_after: account.delete_after,
+            max_size: account.policy.max_size,
+            keep: account.policy.keep,
+            delete_after: account.policy.delete_after,
         },
     }
 }
