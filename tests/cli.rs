@@ -16,4 +16,5 @@ mod hostile;
 mod keyring;
 mod kill;
 mod policy;
+mod sinks;
 mod tls;
