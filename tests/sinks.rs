@@ -147,26 +147,36 @@ fn no_loss_mbox_recovery_after_a_double_ctrl_c_keeps_recorded_mail() {
     mbox_run_stopped_after_a_refused_retr(Stop::DoubleCtrlC);
 }
 
-/// A bindfs mount of `src` on `dst`, unmounted on drop.
-struct Mount(PathBuf);
+/// A bindfs mount on a directory, unmounted on drop with the `fusermount` found.
+struct Mount(PathBuf, &'static str);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("fusermount").arg("-u").arg(&self.0).status();
+        let _ = Command::new(self.1).arg("-u").arg(&self.0).status();
     }
 }
 
-/// Mount, or say why not.
+fn installed(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Mount `src` on `dst`, or say why not.
 fn bindfs(src: &Path, dst: &Path) -> Result<Mount, String> {
-    for tool in ["bindfs", "strace", "fusermount"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
+    for tool in ["bindfs", "strace"] {
+        if !installed(tool) {
             return Err(format!("{tool} is not installed"));
         }
     }
+    // fuse3 installs fusermount3; the older fuse package fusermount.
+    let Some(fusermount) = ["fusermount3", "fusermount"]
+        .into_iter()
+        .find(|t| installed(t))
+    else {
+        return Err("neither fusermount3 nor fusermount is installed".to_owned());
+    };
     let out = Command::new("bindfs")
         .arg(src)
         .arg(dst)
@@ -175,7 +185,7 @@ fn bindfs(src: &Path, dst: &Path) -> Result<Mount, String> {
     if !out.status.success() {
         return Err(format!("bindfs failed: {}", text(&out.stderr)));
     }
-    Ok(Mount(dst.to_path_buf()))
+    Ok(Mount(dst.to_path_buf(), fusermount))
 }
 
 /// On a FUSE filesystem (bindfs), pop3 runs under strace: every message file is fsynced
