@@ -140,6 +140,9 @@ struct Trial {
     failed_reruns: Vec<String>,
     /// A dot-lock was left behind by the kill (mbox).
     dotlock_left: bool,
+    /// Files in `Maildir/tmp/` after the recovering run: a killed run's copies that
+    /// nothing removed (DESIGN.md: no partial message left behind, in `tmp/` either).
+    stray_tmp: usize,
     tally: Tally,
     left_on_server: usize,
 }
@@ -278,6 +281,9 @@ fn trial(sink: Sink, messages: &[Message], trigger: &Trigger) -> Trial {
             result.failed_reruns
         );
     }
+    if let Target::Maildir(dir) = &target {
+        result.stray_tmp = fs::read_dir(dir.join("tmp")).map_or(0, |d| d.count());
+    }
     let originals: Vec<Vec<u8>> = messages.iter().map(|m| m.body.clone()).collect();
     result.tally = tally(&originals, &target.delivered_raw());
     result.left_on_server = server.messages().len();
@@ -321,6 +327,7 @@ struct Row {
     dotlocks_left: usize,
     failed_reruns: usize,
     left_on_server: usize,
+    stray_tmp: usize,
     notes: Vec<String>,
 }
 
@@ -347,19 +354,23 @@ fn campaign(sink: Sink, messages: usize, kills: usize, seed: u64) -> Row {
         row.dotlocks_left += usize::from(t.dotlock_left);
         row.failed_reruns += t.failed_reruns.len();
         row.left_on_server += t.left_on_server;
+        row.stray_tmp += t.stray_tmp;
         let bad = t.tally.lost > 0
+            || t.stray_tmp > 0
             || t.tally.partial > 0
             || t.tally.duplicates > usize::from(t.killed)
             || !t.failed_reruns.is_empty()
             || t.left_on_server > 0;
         if bad {
             row.notes.push(format!(
-                "{trigger:?}: killed={} lost={:?} partial={} dup={} left={} failed reruns={:?}",
+                "{trigger:?}: killed={} lost={:?} partial={} dup={} left={} stray tmp={} \
+                 failed reruns={:?}",
                 t.killed,
                 t.tally.lost_which,
                 t.tally.partial,
                 t.tally.duplicates,
                 t.left_on_server,
+                t.stray_tmp,
                 t.failed_reruns
             ));
         }
@@ -369,7 +380,7 @@ fn campaign(sink: Sink, messages: usize, kills: usize, seed: u64) -> Row {
 
 fn print_table(rows: &[Row]) {
     eprintln!(
-        "\n{:<8} {:>6} {:>5} {:>5} {:>7} {:>10} {:>8} {:>9} {:>13}",
+        "\n{:<8} {:>6} {:>5} {:>5} {:>7} {:>10} {:>8} {:>9} {:>13} {:>10}",
         "sink",
         "trials",
         "kills",
@@ -378,11 +389,12 @@ fn print_table(rows: &[Row]) {
         "duplicates",
         "max dup",
         "dotlocks",
-        "failed rerun"
+        "failed rerun",
+        "stray tmp"
     );
     for r in rows {
         eprintln!(
-            "{:<8} {:>6} {:>5} {:>5} {:>7} {:>10} {:>8} {:>9} {:>13}",
+            "{:<8} {:>6} {:>5} {:>5} {:>7} {:>10} {:>8} {:>9} {:>13} {:>10}",
             r.sink,
             r.trials,
             r.kills,
@@ -391,7 +403,8 @@ fn print_table(rows: &[Row]) {
             r.duplicates,
             r.max_duplicates_per_kill,
             r.dotlocks_left,
-            r.failed_reruns
+            r.failed_reruns,
+            r.stray_tmp
         );
     }
     for r in rows {
@@ -413,6 +426,11 @@ fn assert_row(r: &Row) {
         r.notes
     );
     assert_eq!(r.left_on_server, 0, "{}: {:#?}", r.sink, r.notes);
+    assert_eq!(
+        r.stray_tmp, 0,
+        "{}: files left in Maildir/tmp/: {:#?}",
+        r.sink, r.notes
+    );
     assert!(r.kills > 0, "{}: no run was actually killed", r.sink);
 }
 

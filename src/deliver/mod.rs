@@ -4,6 +4,7 @@
 //! removes every trace of it: no partial message is ever visible in a mailbox.
 
 pub mod envelope;
+mod liveness;
 pub mod maildir;
 pub mod mbox;
 pub mod mda;

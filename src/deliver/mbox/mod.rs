@@ -2,29 +2,32 @@
 //! procmail and Postfix `local` agree on).
 //!
 //! Each message is appended as a `From <sender> <asctime UTC>` separator line, the message
-//! with every line matching `^>*From ` given one more `>`, a final newline when the message
-//! lacks one, and one blank line. While a message is being written the mbox is locked the
-//! way other mbox writers expect: a `<mbox>.lock` dot-lock created with `create_new`, plus
-//! an fcntl write lock on the whole file (CRATES.md section 8; Linux `flock` locks would not
-//! be seen by them).
+//! quoted by [`quote`] (every line matching `^>*From ` gets one more `>`, and a final
+//! newline when the message lacks one), and one blank line. While a message is being
+//! written the mbox holds both locks of [`lock`] (dot-lock and fcntl).
 //!
 //! This module owns the invariants for mbox (DESIGN.md 1 and 3): `commit` returns only once
-//! the mbox is fsynced, and on any failure, or a drop without commit, the file is truncated
+//! the mbox is fsynced; on any failure, or a drop without commit, the file is truncated
 //! back to the length it had before the message, so a reader never sees a partial message
-//! once the locks are gone. It never rewrites or reads existing messages (beyond the last two
-//! bytes, to start the separator on a fresh line).
+//! once the locks are gone; and recovery after a kill cuts only the tail that the killed
+//! run's last append wrote under a dot-lock nobody released ([`Mbox`]'s `recover`). It never
+//! rewrites or reads existing messages (beyond the last two bytes, to start the separator
+//! on a fresh line).
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+mod lock;
+pub mod quote;
+
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use rustix::fs::{FlockOperation, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
+use self::lock::{LOCK_TIMEOUT, Locks, MboxLock, STALE_LOCK};
+use self::quote::Quoter;
 use super::envelope::HeaderSniffer;
 use super::{Envelope, Pending, Sink};
 use crate::error::{Error, ErrorKind, Result};
@@ -32,24 +35,6 @@ use crate::fsutil;
 
 /// Output is collected in a buffer this large before it is written to the mbox.
 const BUFFER: usize = 64 * 1024;
-
-/// How long `begin` waits for the dot-lock and the fcntl lock together (mpop waits 10 s).
-const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A dot-lock older than this is left over from a crashed program and is removed (procmail
-/// and mutt use a few minutes too; nobody holds an mbox lock for that long while writing).
-const STALE_LOCK: Duration = Duration::from_secs(5 * 60);
-
-/// How often a held dot-lock's time stamp is refreshed: the message streams in from the
-/// network while the mbox is locked, which can take longer than [`STALE_LOCK`].
-const TOUCH_LOCK: Duration = Duration::from_secs(60);
-
-/// The pause between two attempts to take a lock.
-const LOCK_RETRY: Duration = Duration::from_millis(100);
-
-/// mboxrd quoting: a line that begins with any number of `>` followed by this gets one
-/// more `>` (RFC 4155 section 2 describes the problem; mboxrd makes it reversible).
-const FROM: &[u8] = b"From ";
 
 /// An mbox file opened for appending.
 ///
@@ -59,13 +44,8 @@ const FROM: &[u8] = b"From ";
 #[derive(Debug)]
 pub struct Mbox {
     path: PathBuf,
-    lock_path: PathBuf,
     file: File,
-    lock_timeout: Duration,
-    stale_after: Duration,
-    /// Set when `take_dotlock` removed a dot-lock left by a pop3 process that no longer
-    /// runs: proof that nobody who honours dot-locks wrote the mbox since that process died.
-    broke_dead_lock: std::cell::Cell<bool>,
+    lock: MboxLock,
 }
 
 impl Mbox {
@@ -134,15 +114,10 @@ impl Mbox {
         rustix::fs::fcntl_getfl(&file)
             .and_then(|f| rustix::fs::fcntl_setfl(&file, f - OFlags::NONBLOCK))
             .map_err(|e| cannot("cannot set flags on mbox", e.into()))?;
-        let mut lock_path = OsString::from(path.as_os_str());
-        lock_path.push(".lock");
         Ok(Mbox {
             path: path.to_path_buf(),
-            lock_path: PathBuf::from(lock_path),
             file,
-            lock_timeout,
-            stale_after,
-            broke_dead_lock: std::cell::Cell::new(false),
+            lock: MboxLock::new(path, lock_timeout, stale_after),
         })
     }
 
@@ -155,98 +130,9 @@ impl Mbox {
         Error::with_source(ErrorKind::Io, format!("{what} {}", self.path.display()), e)
     }
 
-    /// Take the dot-lock, then the fcntl lock, both within `lock_timeout`.
+    /// Take the dot-lock, then the fcntl lock (see [`lock`]).
     fn lock(&self) -> Result<Locks<'_>> {
-        let deadline = Instant::now() + self.lock_timeout;
-        let dotlock = self.take_dotlock(deadline)?;
-        // From here on, dropping `locks` removes our dot-lock.
-        let locks = Locks {
-            mbox: self,
-            dotlock,
-            touched: Instant::now(),
-        };
-        loop {
-            match rustix::fs::fcntl_lock(&self.file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(locks),
-                // POSIX allows either errno for "held by another process".
-                Err(e) if e == Errno::AGAIN || e == Errno::ACCESS => {
-                    if Instant::now() >= deadline {
-                        return Err(Error::new(
-                            ErrorKind::Temporary,
-                            format!(
-                                "mbox {} is locked by another program (fcntl lock held for \
-                                 more than {} s)",
-                                self.path.display(),
-                                self.lock_timeout.as_secs_f32()
-                            ),
-                        ));
-                    }
-                    thread::sleep(LOCK_RETRY);
-                }
-                Err(e) => return Err(self.io_error("cannot lock", e.into())),
-            }
-        }
-    }
-
-    /// Create `<mbox>.lock` exclusively, removing a stale one, retrying until `deadline`.
-    fn take_dotlock(&self, deadline: Instant) -> Result<File> {
-        let lock = &self.lock_path;
-        loop {
-            let e = match create_dotlock(lock) {
-                Ok(file) => return Ok(file),
-                Err(e) => e,
-            };
-            if e.kind() != io::ErrorKind::AlreadyExists {
-                return Err(Error::with_source(
-                    ErrorKind::Io,
-                    format!("cannot create lock file {}", lock.display()),
-                    e,
-                ));
-            }
-            if left_by_dead_pop3(lock) {
-                log::warn!(
-                    "removing lock file {} left by a pop3 process that no longer runs",
-                    lock.display()
-                );
-                match fs::remove_file(lock) {
-                    Ok(()) => {
-                        self.broke_dead_lock.set(true);
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => log::warn!("cannot remove {}: {e}", lock.display()),
-                }
-            }
-            let age = fs::symlink_metadata(lock)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok());
-            if age.is_some_and(|age| age > self.stale_after) {
-                log::warn!(
-                    "removing stale lock file {} (older than {} s)",
-                    lock.display(),
-                    self.stale_after.as_secs()
-                );
-                match fs::remove_file(lock) {
-                    Ok(()) => continue,
-                    // Its owner removed it first.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => log::warn!("cannot remove {}: {e}", lock.display()),
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Temporary,
-                    format!(
-                        "mbox {} is locked: lock file {} exists (remove it if no other \
-                         program is writing the mbox)",
-                        self.path.display(),
-                        lock.display()
-                    ),
-                ));
-            }
-            thread::sleep(LOCK_RETRY);
-        }
+        self.lock.acquire(&self.file)
     }
 
     /// Lock the mbox and prepare to append one message.
@@ -298,27 +184,53 @@ impl Sink for Mbox {
         Ok(Box::new(self.begin_message()?))
     }
 
-    /// Tokens are the mbox lengths at which killed runs began appending. Whatever follows
-    /// the earliest one was written by those runs if the dot-lock they held is still there
-    /// with a dead owner (nobody who honours dot-locks has written since): then the mbox is
-    /// cut back to that length, removing a partial message, and the messages are fetched
-    /// again. Without that proof nothing is cut (another program may have appended) and a
-    /// warning names the offset; the message may then arrive twice.
+    /// A token is `<offset>:<append id>`: the mbox length at which an append began and the
+    /// id its dot-lock carried. The engine passes the tokens of unrecorded intents oldest
+    /// first. Appends are sequential, so only the last one can have been in flight when the
+    /// run was killed; every earlier one either got its record line or was rolled back (a
+    /// RETR refused, `--all` fetching a seen message again), and nothing it wrote may be
+    /// touched: messages after it can be delivered and recorded.
+    ///
+    /// So only the tail from the last token's offset can be cut, and only with proof that
+    /// its append was the last writer: taking the lock here broke a dot-lock that its dead
+    /// pop3 owner left (SIGKILL, a crash, or the second Ctrl-C that exits at once) and that
+    /// names the same append id. The cut message was never recorded, so it is fetched again.
+    /// Without that proof nothing is cut and a warning names the offset (the message may
+    /// then be incomplete or arrive twice). Tokens of the older form (a bare offset) are
+    /// never cut. The answer is `false` for every token: a message that finished appending
+    /// but was not recorded is fetched again rather than trusted.
     fn recover(&mut self, tokens: &[String]) -> Result<Vec<bool>> {
-        let Some(start) = tokens.iter().filter_map(|t| t.parse::<u64>().ok()).min() else {
-            return Ok(vec![false; tokens.len()]);
+        let answer = vec![false; tokens.len()];
+        let Some(last) = tokens.last() else {
+            return Ok(answer);
         };
+        let (start, id) = match parse_token(last) {
+            Some((start, id)) => (start, Some(id)),
+            None => match last.parse::<u64>() {
+                Ok(start) => (start, None),
+                Err(_) => {
+                    log::warn!(
+                        "{}: ignoring an unreadable delivery token {last:?}",
+                        self.path.display()
+                    );
+                    return Ok(answer);
+                }
+            },
+        };
+        // Only a dead lock broken by this very `lock()` counts.
+        self.lock.take_broken();
         let locks = self.lock()?;
+        let broken = self.lock.take_broken();
         let len = self
             .file
             .metadata()
             .map_err(|e| self.io_error("cannot stat", e))?
             .len();
         if len > start {
-            if self.broke_dead_lock.get() {
+            if id.is_some() && broken.as_deref() == id {
                 log::warn!(
                     "{}: removing {} bytes at the end written by an interrupted pop3 run \
-                     (they are fetched again)",
+                     (that message is fetched again)",
                     self.path.display(),
                     len - start
                 );
@@ -335,207 +247,15 @@ impl Sink for Mbox {
             }
         }
         drop(locks);
-        Ok(vec![false; tokens.len()])
+        Ok(answer)
     }
 }
 
-/// Create the dot-lock with our owner line already in it: written to a unique temporary
-/// name first and then hard-linked to the lock name, so that a kill can never leave an
-/// empty lock that no later run could attribute (the classic NFS-safe recipe). Where the
-/// filesystem has no hard links, `create_new` and a write.
-fn create_dotlock(lock: &Path) -> io::Result<File> {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let pid = std::process::id();
-    let mut tmp = OsString::from(lock.as_os_str());
-    tmp.push(format!(
-        ".{pid}.{}",
-        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let tmp = PathBuf::from(tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    let written = file.write_all(lock_owner_line(pid).as_bytes());
-    let linked = written.and_then(|()| fs::hard_link(&tmp, lock));
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(file),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => {
-            // No hard links here (some FUSE filesystems): the plain way.
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(lock)?;
-            let _ = file.write_all(lock_owner_line(pid).as_bytes());
-            Ok(file)
-        }
-    }
-}
-
-/// The content of our dot-lock: `pop3 <pid> <host>`.
-fn lock_owner_line(pid: u32) -> String {
-    format!("pop3 {pid} {}\n", fsutil::hostname())
-}
-
-/// Whether `lock` was written by a pop3 process on this host that no longer runs.
-fn left_by_dead_pop3(lock: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(lock) else {
-        return false;
-    };
-    let mut words = text.split_whitespace();
-    let (Some("pop3"), Some(pid), Some(host)) = (words.next(), words.next(), words.next()) else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    host == fsutil::hostname() && pid != std::process::id() && !process_exists(pid)
-}
-
-#[cfg(target_os = "linux")]
-fn process_exists(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_exists(_pid: u32) -> bool {
-    // Without a cheap check, assume it runs: the lock then goes stale by age only.
-    true
-}
-
-/// Both locks of an mbox, released (fcntl first, then the dot-lock) on drop.
-struct Locks<'a> {
-    mbox: &'a Mbox,
-    /// Our `<mbox>.lock`, kept open to refresh its time stamp.
-    dotlock: File,
-    touched: Instant,
-}
-
-impl Locks<'_> {
-    /// Keep our dot-lock from looking stale to others while a slow download holds it.
-    fn refresh(&mut self) {
-        if self.touched.elapsed() >= TOUCH_LOCK {
-            self.touched = Instant::now();
-            if let Err(e) = self.dotlock.set_modified(SystemTime::now()) {
-                log::warn!("cannot touch {}: {e}", self.mbox.lock_path.display());
-            }
-        }
-    }
-}
-
-impl Drop for Locks<'_> {
-    fn drop(&mut self) {
-        // Unlocking a lock we never got is harmless, so this also serves the error path
-        // between the dot-lock and the fcntl lock.
-        if let Err(e) = rustix::fs::fcntl_lock(&self.mbox.file, FlockOperation::Unlock) {
-            log::warn!("cannot unlock {}: {e}", self.mbox.path.display());
-        }
-        if let Err(e) = fs::remove_file(&self.mbox.lock_path) {
-            log::warn!("cannot remove {}: {e}", self.mbox.lock_path.display());
-        }
-    }
-}
-
-/// Where the quoter is within the current line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineState {
-    /// At the start of a line, or after only `>` characters.
-    Start,
-    /// The first `n` bytes of `From ` (1..=4) have been seen and are held back.
-    Match(usize),
-    /// Anywhere else in a line: nothing to do until the next newline.
-    Middle,
-}
-
-/// mboxrd quoting as a streaming state machine: it holds back at most the four bytes of a
-/// partial `From ` and never buffers a line, so chunks may split a line anywhere.
-#[derive(Debug)]
-struct Quoter {
-    state: LineState,
-    /// The last byte emitted was a newline (true before anything: the separator line ends
-    /// with one).
-    at_newline: bool,
-}
-
-impl Quoter {
-    fn new() -> Quoter {
-        Quoter {
-            state: LineState::Start,
-            at_newline: true,
-        }
-    }
-
-    /// Append `input`, quoted, to `out`.
-    fn quote(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
-        while let Some(&b) = input.first() {
-            match self.state {
-                LineState::Middle => {
-                    let end = match input.iter().position(|&c| c == b'\n') {
-                        Some(i) => {
-                            self.state = LineState::Start;
-                            i + 1
-                        }
-                        None => input.len(),
-                    };
-                    out.extend_from_slice(&input[..end]);
-                    self.at_newline = input[end - 1] == b'\n';
-                    input = &input[end..];
-                }
-                LineState::Start => {
-                    match b {
-                        b'F' => self.state = LineState::Match(1),
-                        b'>' | b'\n' => out.push(b),
-                        _ => {
-                            out.push(b);
-                            self.state = LineState::Middle;
-                        }
-                    }
-                    if b != b'F' {
-                        self.at_newline = b == b'\n';
-                    }
-                    input = &input[1..];
-                }
-                LineState::Match(n) if b == FROM[n] => {
-                    if n + 1 == FROM.len() {
-                        // The one change mboxrd makes: `>*From ` gets one more `>`.
-                        // Adding it just before `From` is the same as adding it in front.
-                        out.push(b'>');
-                        out.extend_from_slice(FROM);
-                        self.at_newline = false;
-                        self.state = LineState::Middle;
-                    } else {
-                        self.state = LineState::Match(n + 1);
-                    }
-                    input = &input[1..];
-                }
-                LineState::Match(n) => {
-                    // Not `From `: release what was held back and look at `b` again as
-                    // part of an ordinary line.
-                    out.extend_from_slice(&FROM[..n]);
-                    self.at_newline = false;
-                    self.state = LineState::Middle;
-                }
-            }
-        }
-    }
-
-    /// End the message: release a held-back partial `From` and make sure the last line
-    /// ends with a newline.
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        if let LineState::Match(n) = self.state {
-            out.extend_from_slice(&FROM[..n]);
-            self.at_newline = false;
-        }
-        if !self.at_newline {
-            out.push(b'\n');
-        }
-        self.state = LineState::Start;
-        self.at_newline = true;
-    }
+/// `<offset>:<append id>` (see `recover`).
+fn parse_token(token: &str) -> Option<(u64, &str)> {
+    let (offset, id) = token.split_once(':')?;
+    let offset = offset.parse().ok()?;
+    (!id.is_empty()).then_some((offset, id))
 }
 
 /// The `From ` separator line for a message from `sender` delivered at `when`:
@@ -657,8 +377,10 @@ impl Write for MboxPending<'_> {
 }
 
 impl Pending for MboxPending<'_> {
+    /// `<offset>:<append id>`: where this append began, and the id in the dot-lock it
+    /// holds (see `Mbox::recover`).
     fn token(&self) -> Option<String> {
-        Some(self.start_len.to_string())
+        Some(format!("{}:{}", self.start_len, self.locks.id()))
     }
 
     /// Errors are `ErrorKind::Io` naming the mbox; the mbox is then as it was before.
@@ -680,8 +402,14 @@ impl Drop for MboxPending<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::lock::TOUCH_LOCK;
     use super::*;
+    use crate::fsutil;
+    use rustix::fs::FlockOperation;
+    use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::thread;
+    use std::time::{Instant, SystemTime};
 
     fn test_envelope() -> Envelope<'static> {
         static UID: std::sync::LazyLock<crate::proto::Uid> =
@@ -701,7 +429,185 @@ mod tests {
         p.commit().unwrap();
     }
 
-    /// Split an mbox into (separator line, message) pairs, checking the separator format.
+    const APPENDER_ENV: &str = "POP3_TEST_KILLED_APPENDER";
+
+    /// Not a test: the killed run for the recovery tests, in its own process (so with its
+    /// own run id). In the mbox `<dir>/mbox` it delivers A, rolls back B (a refused RETR),
+    /// delivers C, then begins D and dies without unlocking, as SIGKILL or the second Ctrl-C
+    /// leave it. With `<dir>/partial` present, D's token is noted and half of D is written
+    /// first; without it, the run dies between taking the lock and noting D's intent. The
+    /// tokens an engine would still hold unresolved (B's, and D's if noted) are written to
+    /// `<dir>/tokens`, oldest first.
+    #[test]
+    #[ignore = "helper process, run by the recovery tests"]
+    fn killed_appender() {
+        let Some(dir) = std::env::var_os(APPENDER_ENV) else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let mut mbox = Mbox::open(&dir.join("mbox")).unwrap();
+        let mut unresolved = Vec::new();
+        deliver(&mut mbox, &[b"Subject: A\n\nrecorded\n"]);
+        {
+            let mut p = mbox.begin(&test_envelope()).unwrap();
+            unresolved.push(p.token().unwrap());
+            p.write_all(b"Subject: B\n\nrefused half way").unwrap();
+        }
+        deliver(&mut mbox, &[b"Subject: C\n\nrecorded too\n"]);
+        let mut p = mbox.begin(&test_envelope()).unwrap();
+        if dir.join("partial").exists() {
+            unresolved.push(p.token().unwrap());
+            p.write_all(b"Subject: D\n\n").unwrap();
+            p.write_all(&vec![b'd'; 2 * BUFFER]).unwrap();
+        }
+        fs::write(dir.join("tokens"), unresolved.join("\n")).unwrap();
+        std::process::exit(9);
+    }
+
+    /// Run [`killed_appender`]; the tokens it left unresolved.
+    fn killed_run(dir: &Path, partial: bool) -> Vec<String> {
+        if partial {
+            fs::write(dir.join("partial"), b"").unwrap();
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "deliver::mbox::tests::killed_appender",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(APPENDER_ENV, dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(9));
+        assert!(
+            dir.join("mbox.lock").exists(),
+            "the killed run left its lock"
+        );
+        fs::read_to_string(dir.join("tokens"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn subjects(dir: &Path) -> Vec<String> {
+        messages(&fs::read(dir.join("mbox")).unwrap())
+            .into_iter()
+            .map(|(_, m)| {
+                String::from_utf8_lossy(&m)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_loss_recovery_cuts_only_the_last_append_under_its_own_dead_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = killed_run(dir.path(), true);
+        assert_eq!(tokens.len(), 2);
+        let len = fs::metadata(dir.path().join("mbox")).unwrap().len();
+        let d_start: u64 = tokens[1].split_once(':').unwrap().0.parse().unwrap();
+        assert!(len > d_start + BUFFER as u64, "half of D is in the mbox");
+        let mut mbox = Mbox::open(&dir.path().join("mbox")).unwrap();
+        assert_eq!(mbox.recover(&tokens).unwrap(), [false, false]);
+        // D's half is gone; A and C, recorded, are intact although B's older token starts
+        // before C.
+        assert_eq!(
+            fs::metadata(dir.path().join("mbox")).unwrap().len(),
+            d_start
+        );
+        assert_eq!(subjects(dir.path()), ["Subject: A", "Subject: C"]);
+        assert!(!dir.path().join("mbox.lock").exists());
+        deliver(&mut mbox, &[b"Subject: E\n\nnext\n"]);
+        assert_eq!(
+            subjects(dir.path()),
+            ["Subject: A", "Subject: C", "Subject: E"]
+        );
+    }
+
+    #[test]
+    fn no_loss_a_dead_lock_of_an_unnoted_append_cuts_nothing() {
+        // Killed between taking the lock for D and noting D's intent: the last token is
+        // B's, rolled back long ago, from the same run. Its run is the lock's run, but not
+        // its append: cutting there would remove C, which is recorded.
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = killed_run(dir.path(), false);
+        assert_eq!(tokens.len(), 1);
+        let before = fs::read(dir.path().join("mbox")).unwrap();
+        let mut mbox = Mbox::open(&dir.path().join("mbox")).unwrap();
+        assert_eq!(mbox.recover(&tokens).unwrap(), [false]);
+        assert_eq!(fs::read(dir.path().join("mbox")).unwrap(), before);
+        assert_eq!(subjects(dir.path()), ["Subject: A", "Subject: C"]);
+        assert!(
+            !dir.path().join("mbox.lock").exists(),
+            "the dead lock is broken"
+        );
+    }
+
+    #[test]
+    fn no_loss_earlier_tokens_and_old_style_tokens_are_never_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = killed_run(dir.path(), true);
+        let before = fs::read(dir.path().join("mbox")).unwrap();
+        let mut mbox = Mbox::open(&dir.path().join("mbox")).unwrap();
+        // The dead lock's append is not the last token here (as if the order were wrong):
+        // nothing is cut.
+        let reversed = vec![tokens[1].clone(), tokens[0].clone()];
+        assert_eq!(mbox.recover(&reversed).unwrap(), [false, false]);
+        assert_eq!(fs::read(dir.path().join("mbox")).unwrap(), before);
+
+        // A bare offset (a state file written before append ids) under a dead lock of the
+        // old form: never cut either.
+        let old_lock = format!("pop3 {} {}\n", dead_pid(), fsutil::hostname());
+        fs::write(dir.path().join("mbox.lock"), old_lock).unwrap();
+        assert_eq!(mbox.recover(&["0".to_owned()]).unwrap(), [false]);
+        assert_eq!(fs::read(dir.path().join("mbox")).unwrap(), before);
+        // Nor is anything cut for garbage or for no tokens at all.
+        assert_eq!(mbox.recover(&["x:".to_owned()]).unwrap(), [false]);
+        assert_eq!(mbox.recover(&[]).unwrap(), Vec::<bool>::new());
+        assert_eq!(fs::read(dir.path().join("mbox")).unwrap(), before);
+    }
+
+    #[test]
+    fn recovery_without_proof_cuts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let mut mbox = Mbox::open(&path).unwrap();
+        let token = {
+            let p = mbox.begin(&test_envelope()).unwrap();
+            p.token().unwrap()
+        };
+        deliver(&mut mbox, &[b"Subject: one\n\nbody\n"]);
+        let before = fs::read(&path).unwrap();
+        // The append with this token let go of its lock: whatever follows may be anyone's.
+        let mut mbox = Mbox::open(&path).unwrap();
+        assert_eq!(mbox.recover(&[token]).unwrap(), [false]);
+        assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_token_is_the_offset_and_the_append_id_of_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let mut mbox = Mbox::open(&path).unwrap();
+        deliver(&mut mbox, &[b"Subject: one\n\nbody\n"]);
+        let len = fs::metadata(&path).unwrap().len();
+        let p = mbox.begin(&test_envelope()).unwrap();
+        let token = p.token().unwrap();
+        let (offset, id) = parse_token(&token).unwrap();
+        assert_eq!(offset, len);
+        let lock = fs::read_to_string(dir.path().join("mbox.lock")).unwrap();
+        assert_eq!(lock.split_whitespace().nth(3), Some(id));
+        assert_eq!(parse_token("12"), None);
+        assert_eq!(parse_token("12:"), None);
+        assert_eq!(parse_token("12:ab.3"), Some((12, "ab.3")));
+    }
+
     /// The pid of a process that has exited.
     fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -710,41 +616,7 @@ mod tests {
         pid
     }
 
-    #[test]
-    fn recovery_cuts_a_partial_tail_left_under_a_dead_pop3_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let mut mbox = Mbox::open(&path).unwrap();
-        deliver(&mut mbox, &[b"Subject: one\n\nbody\n"]);
-        let good = fs::read(&path).unwrap();
-        // A killed run: its lock file with its (dead) pid, and half a message.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nSubject: par")
-            .unwrap();
-        fs::write(dir.path().join("mbox.lock"), lock_owner_line(dead_pid())).unwrap();
-        let token = good.len().to_string();
-        let mut mbox = Mbox::open(&path).unwrap();
-        assert_eq!(mbox.recover(&[token]).unwrap(), [false]);
-        assert_eq!(fs::read(&path).unwrap(), good);
-        assert!(!dir.path().join("mbox.lock").exists());
-        // And delivery goes on normally.
-        deliver(&mut mbox, &[b"Subject: two\n\nbody\n"]);
-        assert_eq!(messages(&fs::read(&path).unwrap()).len(), 2);
-    }
-
-    #[test]
-    fn recovery_without_proof_cuts_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let mut mbox = Mbox::open(&path).unwrap();
-        deliver(&mut mbox, &[b"Subject: one\n\nbody\n"]);
-        let before = fs::read(&path).unwrap();
-        // Someone else may have appended after the interrupted run: no lock was left.
-        let mut mbox = Mbox::open(&path).unwrap();
-        assert_eq!(mbox.recover(&["0".to_owned()]).unwrap(), [false]);
-        assert_eq!(fs::read(&path).unwrap(), before);
-    }
-
+    /// Split an mbox into (separator line, message) pairs, checking the separator format.
     fn messages(content: &[u8]) -> Vec<(String, Vec<u8>)> {
         let text = String::from_utf8(content.to_vec()).unwrap();
         assert!(text.starts_with("From "), "{text:?}");
@@ -858,15 +730,6 @@ mod tests {
         let bytes: Vec<&[u8]> = msg.chunks(1).collect();
         deliver(&mut mbox, &bytes);
         assert_eq!(messages(&fs::read(&path).unwrap())[0].1, want);
-    }
-
-    #[test]
-    fn a_from_line_in_the_header_is_quoted_too() {
-        let mut out = Vec::new();
-        let mut q = Quoter::new();
-        q.quote(b"From bogus envelope\nX: y\n\n", &mut out);
-        q.finish(&mut out);
-        assert_eq!(out, b">From bogus envelope\nX: y\n\n");
     }
 
     #[test]
