@@ -334,7 +334,26 @@ fn crash_points(s: &Scenario) -> Vec<String> {
 /// Crash `s` at every `stride`-th crash point (and the last); returns how many crashes.
 fn sweep(s: Scenario, stride: usize) -> usize {
     let points = crash_points(&s);
-    assert!(points.len() > 5, "{s:?}: too few crash points: {points:?}");
+    // Every durable step of this kind of delivery is among the points (a step without its
+    // crash point would go untested).
+    let mut wanted = vec!["account.lock", "state.append", "state.fsync"];
+    if s.trouble != Trouble::Dropped {
+        wanted.push("pop3.quit");
+    }
+    wanted.extend(match s.target {
+        Target::Maildir => ["maildir.fsync", "maildir.rename", "maildir.dirsync"].as_slice(),
+        Target::Mbox => ["mbox.lock", "mbox.write", "mbox.fsync", "mbox.unlock"].as_slice(),
+        Target::Mda => ["mda.spawn", "mda.started", "mda.exited"].as_slice(),
+    });
+    if !s.keep && !matches!(s.trouble, Trouble::RefusedDele | Trouble::Dropped) {
+        wanted.extend(["pop3.dele", "state.forget", "atomic.rename"]);
+    }
+    for name in wanted {
+        assert!(
+            points.iter().any(|p| p.starts_with(name)),
+            "{s:?}: no crash point {name} in {points:?}"
+        );
+    }
     let mut crashes = 0;
     let mut at = 1;
     while at <= points.len() {

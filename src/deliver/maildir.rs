@@ -247,6 +247,7 @@ impl Sink for Maildir {
     fn sync_batch(&mut self) -> Result<()> {
         let pending: Vec<&mut Staged> = self.staged.iter_mut().filter(|s| !s.synced).collect();
         let files: Vec<&File> = pending.iter().map(|s| &s.file).collect();
+        crate::crashpoint::hit("maildir.fsync", files.len());
         sync_files(&files).map_err(|(i, e)| {
             Error::with_source(
                 ErrorKind::Io,
@@ -274,6 +275,7 @@ impl Sink for Maildir {
         let mut renamed: Vec<PathBuf> = Vec::with_capacity(staged.len());
         let mut failure = None;
         for s in &staged {
+            crate::crashpoint::hit("maildir.rename", s.tmp.display());
             match fs::rename(&s.tmp, &s.target) {
                 Ok(()) => renamed.push(s.target.clone()),
                 Err(e) => {
@@ -285,6 +287,9 @@ impl Sink for Maildir {
                     break;
                 }
             }
+        }
+        if failure.is_none() {
+            crate::crashpoint::hit("maildir.dirsync", new_dir.display());
         }
         if failure.is_none()
             && let Err(e) = fsutil::sync_dir(&new_dir)

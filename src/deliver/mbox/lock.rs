@@ -211,6 +211,7 @@ impl Locks<'_> {
 
 impl Drop for Locks<'_> {
     fn drop(&mut self) {
+        crate::crashpoint::hit("mbox.unlock", self.lock.path.display());
         // Unlocking a lock we never got is harmless, so this also serves the error path
         // between the dot-lock and the fcntl lock.
         if let Err(e) = rustix::fs::fcntl_lock(self.file, FlockOperation::Unlock) {

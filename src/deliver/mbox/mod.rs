@@ -137,7 +137,9 @@ impl Mbox {
 
     /// Lock the mbox and prepare to append one message.
     fn begin_message(&self) -> Result<MboxPending<'_>> {
+        crate::crashpoint::hit("mbox.lock", self.path.display());
         let locks = self.lock()?;
+        crate::crashpoint::hit("mbox.locked", self.path.display());
         let start_len = self
             .file
             .metadata()
@@ -300,6 +302,7 @@ impl MboxPending<'_> {
             )));
         }
         // O_APPEND: every write lands at the end, which is ours while we hold the locks.
+        crate::crashpoint::hit("mbox.write", self.buf.len());
         let result = (&self.mbox.file).write_all(&self.buf);
         self.buf.clear();
         result.inspect_err(|_| self.failed = true)
@@ -319,6 +322,7 @@ impl MboxPending<'_> {
         self.buf.push(b'\n');
         self.flush_buf()
             .map_err(|e| self.mbox.io_error("cannot write", e))?;
+        crate::crashpoint::hit("mbox.fsync", self.mbox.path.display());
         self.mbox
             .file
             .sync_all()
