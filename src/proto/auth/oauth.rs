@@ -241,13 +241,29 @@ impl SaslClient for OauthBearer {
     }
 }
 
-/// The detail of an error challenge: `status S, scope C` from its JSON (RFC 7628 section
-/// 3.2.2; Google's page shows the same keys), else the escaped raw text, else `None`.
+/// The most bytes of an error challenge read as JSON. Real ones are a few hundred bytes;
+/// a longer one is only quoted (capped by [`shown`]), so a hostile server cannot make us
+/// build a large document.
+const MAX_ERROR_JSON: usize = 16 * 1024;
+
+/// The detail of an error challenge: `status S, scope C` from its JSON object (RFC 7628
+/// section 3.2.2; Google's page shows the same keys), else the escaped raw text, else
+/// `None`.
 fn error_detail(challenge: &[u8]) -> Option<String> {
-    let fields: Vec<String> = ["status", "scope"]
-        .into_iter()
-        .filter_map(|key| json_field(challenge, key).map(|v| format!("{key} {v}")))
-        .collect();
+    let fields: Vec<String> = match error_object(challenge) {
+        Some(object) => ["status", "scope"]
+            .into_iter()
+            .filter_map(|key| {
+                let value = match object.get(key)? {
+                    serde_json::Value::String(s) => shown(s.as_bytes()),
+                    // A number, true/false/null, or something nested: its JSON text.
+                    other => shown(other.to_string().as_bytes()),
+                };
+                Some(format!("{key} {value}"))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     if !fields.is_empty() {
         Some(fields.join(", "))
     } else if challenge.is_empty() {
@@ -257,89 +273,20 @@ fn error_detail(challenge: &[u8]) -> Option<String> {
     }
 }
 
-/// The value of `"key": value` anywhere in `json`, escaped by [`shown`]. Not a JSON
-/// parser: a scanner good enough for the flat objects servers send, total on any input.
-fn json_field(json: &[u8], key: &str) -> Option<String> {
-    let mut i = 0;
-    while i < json.len() {
-        if json[i] != b'"' {
-            i += 1;
-            continue;
-        }
-        let (name, end) = json_string(json, i)?;
-        let colon = skip_ws(json, end);
-        if json.get(colon) != Some(&b':') {
-            i = end;
-            continue;
-        }
-        let value = skip_ws(json, colon + 1);
-        if name == key.as_bytes() {
-            return match json.get(value) {
-                Some(b'"') => json_string(json, value).map(|(v, _)| shown(&v)),
-                Some(_) => {
-                    // A number, true/false/null, or something nested: up to the next
-                    // separator.
-                    let rest = &json[value..];
-                    let len = rest
-                        .iter()
-                        .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
-                        .unwrap_or(rest.len());
-                    Some(shown(&rest[..len]))
-                }
-                None => None,
-            };
-        }
-        // Go on at the value, which the loop reads as the next string (or skips).
-        i = value;
+/// The JSON object at the start of `challenge`, if it is one and not longer than
+/// [`MAX_ERROR_JSON`]. Bytes that are not UTF-8 become U+FFFD (and are shown escaped);
+/// anything after the object is ignored. serde_json refuses nesting deeper than 128, so
+/// no input can exhaust the stack.
+fn error_object(challenge: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if challenge.len() > MAX_ERROR_JSON {
+        return None;
     }
-    None
-}
-
-/// The JSON string starting at `json[start] == b'"'`: its decoded bytes (`\uXXXX` outside
-/// ASCII becomes `?`) and the index after its closing quote; `None` if unterminated.
-fn json_string(json: &[u8], start: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::new();
-    let mut i = start + 1;
-    while i < json.len() {
-        match json[i] {
-            b'"' => return Some((out, i + 1)),
-            b'\\' => {
-                let escaped = *json.get(i + 1)?;
-                i += 2;
-                match escaped {
-                    b'n' => out.push(b'\n'),
-                    b't' => out.push(b'\t'),
-                    b'r' => out.push(b'\r'),
-                    b'b' => out.push(0x08),
-                    b'f' => out.push(0x0c),
-                    b'u' => {
-                        let hex = json.get(i..i + 4)?;
-                        i += 4;
-                        let code = std::str::from_utf8(hex)
-                            .ok()
-                            .and_then(|h| u16::from_str_radix(h, 16).ok());
-                        match code.and_then(|c| u8::try_from(c).ok()) {
-                            Some(b) if b < 0x80 => out.push(b),
-                            _ => out.push(b'?'),
-                        }
-                    }
-                    other => out.push(other),
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let text = String::from_utf8_lossy(challenge);
+    let mut values = serde_json::Deserializer::from_str(&text).into_iter();
+    match values.next()? {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
     }
-    None
-}
-
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
-    while json.get(i).is_some_and(u8::is_ascii_whitespace) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]
@@ -477,17 +424,78 @@ mod tests {
             error_detail(br#"{ "status" : 400 , "x":"scope"}"#).as_deref(),
             Some("status 400")
         );
-        // Escapes are decoded, then controls shown escaped.
+        // Escapes are decoded, then controls and non-ASCII shown escaped.
         assert_eq!(
-            error_detail(br#"{"status":"a\"b\n\u0041\u00e9"}"#).as_deref(),
-            Some("status a\"b\\x0aA?")
+            error_detail(br#"{"status":"a\"b\n\u0041\u00e9\u202e"}"#).as_deref(),
+            Some("status a\"b\\x0aA\\xc3\\xa9\\xe2\\x80\\xae")
         );
-        // Unterminated strings end the scan without a panic.
+        // Unterminated strings and objects are not JSON: the raw text is quoted.
         assert_eq!(
             error_detail(br#"{"status":"open"#).as_deref(),
             Some("server said \"{\"status\":\"open\"")
         );
-        assert_eq!(json_field(br#"{"status":"#, "status"), None);
-        assert_eq!(json_field(br#"{"a":"\u00"#, "a"), None);
+        assert_eq!(
+            error_detail(br#"{"status":"#).as_deref(),
+            Some("server said \"{\"status\":\"")
+        );
+        assert_eq!(
+            error_detail(br#"{"a":"\u00"#).as_deref(),
+            Some("server said \"{\"a\":\"\\x5cu00\"")
+        );
+        // Only the top-level object counts; nested values are shown as JSON text.
+        assert_eq!(
+            error_detail(br#"{"error":{"status":"x"}}"#).as_deref(),
+            Some("server said \"{\"error\":{\"status\":\"x\"}}\"")
+        );
+        assert_eq!(
+            error_detail(br#"{"status":{"code":[1,true,null]},"scope":null}"#).as_deref(),
+            Some("status {\"code\":[1,true,null]}, scope null")
+        );
+        assert_eq!(
+            error_detail(br#"["status","x"]"#).as_deref(),
+            Some("server said \"[\"status\",\"x\"]\"")
+        );
+        // Trailing bytes after the object are ignored.
+        assert_eq!(
+            error_detail(b"{\"status\":\"401\"}\r\n\0junk").as_deref(),
+            Some("status 401")
+        );
+    }
+
+    #[test]
+    fn error_detail_hostile_bodies() {
+        // Not UTF-8: the object is still read, the bad bytes shown as U+FFFD escaped.
+        assert_eq!(
+            error_detail(b"{\"status\":\"a\xffb\",\"scope\":\"s\"}").as_deref(),
+            Some("status a\\xef\\xbf\\xbdb, scope s")
+        );
+        // Nesting far beyond serde_json's limit: refused without exhausting the stack.
+        let mut deep = b"{\"status\":".to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 10_000));
+        assert!(deep.len() < MAX_ERROR_JSON);
+        let detail = error_detail(&deep).unwrap();
+        assert!(
+            detail.starts_with("server said \"{\"status\":[[["),
+            "{detail}"
+        );
+        let mut deep = b"{\"status\":\"x\",\"scope\":".to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 10_000));
+        deep.extend(std::iter::repeat_n(b']', 10_000));
+        deep.push(b'}');
+        assert!(error_detail(&deep).unwrap().starts_with("server said"));
+        // Huge: not parsed, only quoted and capped, even when it is valid JSON.
+        let mut huge = b"{\"status\":\"".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 1 << 20));
+        huge.extend_from_slice(b"\"}");
+        let detail = error_detail(&huge).unwrap();
+        assert!(detail.starts_with("server said") && detail.len() < 300);
+        // Just under the bound it is parsed, and the value is capped.
+        let mut big = b"{\"status\":\"".to_vec();
+        big.extend(std::iter::repeat_n(b'a', MAX_ERROR_JSON - 13));
+        big.extend_from_slice(b"\"}");
+        assert_eq!(big.len(), MAX_ERROR_JSON);
+        let detail = error_detail(&big).unwrap();
+        assert!(detail.starts_with("status aaa") && detail.ends_with("..."));
+        assert!(detail.len() < 300);
     }
 }
