@@ -51,7 +51,7 @@ pub fn response(user: &str, secret: &Secret, challenge: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(user.len() + 33);
     out.extend_from_slice(user.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(super::hex(&digest).as_bytes());
+    out.extend_from_slice(crate::hex::encode_lower(&digest).as_bytes());
     out
 }
 

@@ -222,17 +222,6 @@ pub fn client(mech: Mechanism, user: &str, secret: &Secret) -> Option<Box<dyn Sa
     Some(client)
 }
 
-/// Lowercase hex of a digest (digest 0.11 outputs no longer implement `LowerHex`).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
 /// The most bytes of server text quoted in an error.
 const SHOWN_MAX: usize = 200;
 
@@ -336,9 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_and_shown() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
+    fn shown_escapes_and_caps() {
         assert_eq!(shown(b"ok \x1b[31m\\"), "ok \\x1b[31m\\x5c");
         assert_eq!(shown("é".as_bytes()), "\\xc3\\xa9");
         let long = shown(&[b'a'; 500]);
