@@ -8,8 +8,9 @@
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient};
 use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
 
 /// The CRAM-MD5 exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]
@@ -73,7 +74,7 @@ impl SaslClient for CramMd5 {
             State::Start => Ok(response(&self.user, &self.secret, challenge)),
             State::Answered => Err(AuthError::BadChallenge(format!(
                 "CRAM-MD5: unexpected second challenge \"{}\"",
-                shown(challenge)
+                sanitize(challenge)
             ))),
             State::Failed => Err(AuthError::BadChallenge(
                 "CRAM-MD5: the exchange already failed".into(),

@@ -5,8 +5,9 @@
 //! gets the user name, the second the password, a third is refused. The password crosses
 //! the wire as is: TLS only (STYLE.md rule 9).
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient};
 use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
 
 /// The LOGIN exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]
@@ -58,7 +59,7 @@ impl SaslClient for Login {
             State::SentPassword => (
                 Err(AuthError::BadChallenge(format!(
                     "LOGIN: unexpected third challenge \"{}\"",
-                    shown(challenge)
+                    sanitize(challenge)
                 ))),
                 State::Failed,
             ),

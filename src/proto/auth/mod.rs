@@ -6,7 +6,7 @@
 //! This module owns the bytes of each exchange and nothing else: no sockets, no clocks, no
 //! logging, no base64 on the wire (the client encodes and decodes the lines). It must never
 //! put a secret into an error, a `Debug` string or a log line; errors quote the server's
-//! text only escaped and capped (`shown`). Choosing a mechanism (strongest first,
+//! text only escaped and capped (`ui::sanitize`, as everywhere else). Choosing a mechanism (strongest first,
 //! never a password-revealing one over plaintext) belongs to the caller, which has the
 //! capabilities and the account; [`Mechanism::AUTO_ORDER`] gives it the order.
 //!
@@ -222,28 +222,6 @@ pub fn client(mech: Mechanism, user: &str, secret: &Secret) -> Option<Box<dyn Sa
     Some(client)
 }
 
-/// The most bytes of server text quoted in an error.
-const SHOWN_MAX: usize = 200;
-
-/// Server bytes made fit for an error message: printable ASCII stays, everything else
-/// (controls, bidi tricks hidden in UTF-8, backslash) becomes `\xNN`, and the text is cut
-/// at [`SHOWN_MAX`] bytes (STYLE.md rule 10: strings from the server are untrusted).
-pub(crate) fn shown(bytes: &[u8]) -> String {
-    let cut = bytes.len() > SHOWN_MAX;
-    let mut out = String::new();
-    for &b in &bytes[..bytes.len().min(SHOWN_MAX)] {
-        if (0x20..0x7f).contains(&b) && b != b'\\' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    if cut {
-        out.push_str("...");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,15 +300,6 @@ mod tests {
                 assert_eq!(c.mechanism(), m);
             }
         }
-    }
-
-    #[test]
-    fn shown_escapes_and_caps() {
-        assert_eq!(shown(b"ok \x1b[31m\\"), "ok \\x1b[31m\\x5c");
-        assert_eq!(shown("é".as_bytes()), "\\xc3\\xa9");
-        let long = shown(&[b'a'; 500]);
-        assert_eq!(long.len(), SHOWN_MAX + 3);
-        assert!(long.ends_with("..."));
     }
 
     /// Drive a whole exchange with hostile challenges; nothing may panic, and no answer

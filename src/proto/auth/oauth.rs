@@ -10,8 +10,9 @@
 //! [`SaslClient::error_detail`], since they say more than the `-ERR` line (an expired token
 //! versus a missing scope). The token is a reusable credential: TLS only.
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient};
 use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
 
 /// Where an OAuth exchange is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl Exchange {
             State::Start => (
                 Err(AuthError::BadChallenge(format!(
                     "{name}: unexpected challenge \"{}\" before the token was sent",
-                    shown(challenge)
+                    sanitize(challenge)
                 ))),
                 State::Failed,
             ),
@@ -86,7 +87,7 @@ impl Exchange {
             State::ErrorAcknowledged => (
                 Err(AuthError::BadChallenge(format!(
                     "{name}: unexpected challenge \"{}\" after the error report",
-                    shown(challenge)
+                    sanitize(challenge)
                 ))),
                 State::Failed,
             ),
@@ -242,7 +243,7 @@ impl SaslClient for OauthBearer {
 }
 
 /// The most bytes of an error challenge read as JSON. Real ones are a few hundred bytes;
-/// a longer one is only quoted (capped by [`shown`]), so a hostile server cannot make us
+/// a longer one is only quoted (capped by [`sanitize`]), so a hostile server cannot make us
 /// build a large document.
 const MAX_ERROR_JSON: usize = 16 * 1024;
 
@@ -255,9 +256,9 @@ fn error_detail(challenge: &[u8]) -> Option<String> {
             .into_iter()
             .filter_map(|key| {
                 let value = match object.get(key)? {
-                    serde_json::Value::String(s) => shown(s.as_bytes()),
+                    serde_json::Value::String(s) => sanitize(s.as_bytes()),
                     // A number, true/false/null, or something nested: its JSON text.
-                    other => shown(other.to_string().as_bytes()),
+                    other => sanitize(other.to_string().as_bytes()),
                 };
                 Some(format!("{key} {value}"))
             })
@@ -269,12 +270,12 @@ fn error_detail(challenge: &[u8]) -> Option<String> {
     } else if challenge.is_empty() {
         None
     } else {
-        Some(format!("server said \"{}\"", shown(challenge)))
+        Some(format!("server said \"{}\"", sanitize(challenge)))
     }
 }
 
 /// The JSON object at the start of `challenge`, if it is one and not longer than
-/// [`MAX_ERROR_JSON`]. Bytes that are not UTF-8 become U+FFFD (and are shown escaped);
+/// [`MAX_ERROR_JSON`]. Bytes that are not UTF-8 become U+FFFD;
 /// anything after the object is ignored. serde_json refuses nesting deeper than 128, so
 /// no input can exhaust the stack.
 fn error_object(challenge: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
@@ -424,10 +425,10 @@ mod tests {
             error_detail(br#"{ "status" : 400 , "x":"scope"}"#).as_deref(),
             Some("status 400")
         );
-        // Escapes are decoded, then controls and non-ASCII shown escaped.
+        // Escapes are decoded, then controls and bidi overrides shown escaped.
         assert_eq!(
             error_detail(br#"{"status":"a\"b\n\u0041\u00e9\u202e"}"#).as_deref(),
-            Some("status a\"b\\x0aA\\xc3\\xa9\\xe2\\x80\\xae")
+            Some("status a\"b\\x0aAé\\u{202e}")
         );
         // Unterminated strings and objects are not JSON: the raw text is quoted.
         assert_eq!(
@@ -440,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             error_detail(br#"{"a":"\u00"#).as_deref(),
-            Some("server said \"{\"a\":\"\\x5cu00\"")
+            Some("server said \"{\"a\":\"\\u00\"")
         );
         // Only the top-level object counts; nested values are shown as JSON text.
         assert_eq!(
@@ -464,10 +465,10 @@ mod tests {
 
     #[test]
     fn error_detail_hostile_bodies() {
-        // Not UTF-8: the object is still read, the bad bytes shown as U+FFFD escaped.
+        // Not UTF-8: the object is still read, the bad bytes shown as U+FFFD.
         assert_eq!(
             error_detail(b"{\"status\":\"a\xffb\",\"scope\":\"s\"}").as_deref(),
-            Some("status a\\xef\\xbf\\xbdb, scope s")
+            Some("status a\u{fffd}b, scope s")
         );
         // Nesting far beyond serde_json's limit: refused without exhausting the stack.
         let mut deep = b"{\"status\":".to_vec();
@@ -495,7 +496,7 @@ mod tests {
         big.extend_from_slice(b"\"}");
         assert_eq!(big.len(), MAX_ERROR_JSON);
         let detail = error_detail(&big).unwrap();
-        assert!(detail.starts_with("status aaa") && detail.ends_with("..."));
+        assert!(detail.starts_with("status aaa") && detail.ends_with('…'));
         assert!(detail.len() < 300);
     }
 }

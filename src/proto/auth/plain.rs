@@ -4,8 +4,9 @@
 //! (STYLE.md rule 9). RFC 4616 section 2 forbids NUL in the authcid and the password (it
 //! would move the field boundaries): such credentials make the exchange fail instead.
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient};
 use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
 
 /// The PLAIN exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]
@@ -76,7 +77,7 @@ impl SaslClient for Plain {
             }),
             State::Start | State::Sent => Err(AuthError::BadChallenge(format!(
                 "PLAIN: unexpected challenge \"{}\"",
-                shown(challenge)
+                sanitize(challenge)
             ))),
             State::Failed => Err(AuthError::BadChallenge(
                 "PLAIN: the exchange already failed".into(),

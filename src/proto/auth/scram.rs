@@ -30,8 +30,9 @@ use hmac::{EagerHash, Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient};
 use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
 
 /// The highest iteration count we accept from a server. RFC 7677 asks for at least 4096;
 /// servers use up to a few hundred thousand. A million PBKDF2 rounds take well under a
@@ -250,7 +251,7 @@ impl ScramClient {
         let bad = |what: &str| {
             AuthError::BadChallenge(format!(
                 "{name}: {what} in server-first message \"{}\"",
-                shown(server_first)
+                sanitize(server_first)
             ))
         };
         if let Some(error) = server_first.strip_prefix(b"e=") {
@@ -328,7 +329,7 @@ impl ScramClient {
         let Some(verifier) = server_final.strip_prefix(b"v=") else {
             return Err(AuthError::BadChallenge(format!(
                 "{name}: server-final message \"{}\" has no verifier (v=)",
-                shown(server_final)
+                sanitize(server_final)
             )));
         };
         // Extensions may follow after a ','.
@@ -372,7 +373,7 @@ impl SaslClient for ScramClient {
             State::Start if challenge.is_empty() => self.client_first(),
             State::Start => Err(AuthError::BadChallenge(format!(
                 "{name}: unexpected challenge \"{}\" before client-first",
-                shown(challenge)
+                sanitize(challenge)
             ))),
             State::SentFirst { nonce, first_bare } => self
                 .client_final(challenge, &nonce, &first_bare)
@@ -393,7 +394,7 @@ impl SaslClient for ScramClient {
                 }),
             State::Verified => Err(AuthError::BadChallenge(format!(
                 "{name}: unexpected challenge \"{}\" after server-final",
-                shown(challenge)
+                sanitize(challenge)
             ))),
             State::Failed => Err(AuthError::BadChallenge(format!(
                 "{name}: the exchange already failed"
@@ -420,7 +421,7 @@ impl SaslClient for ScramClient {
 /// The error for a server's `e=` attribute (RFC 5802 section 7, server-error-value).
 fn refused(name: &str, error: &[u8]) -> AuthError {
     let error = error.split(|&b| b == b',').next().unwrap_or_default();
-    AuthError::Refused(format!("{name}: the server refused: {}", shown(error)))
+    AuthError::Refused(format!("{name}: the server refused: {}", sanitize(error)))
 }
 
 /// RFC 5802 section 7 "printable": %x21-2B / %x2D-7E (no ',').
