@@ -8,26 +8,16 @@
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
-use super::{AuthError, Mechanism, SaslClient};
+use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
 use crate::secret::Secret;
-use crate::ui::sanitize::sanitize;
 
 /// The CRAM-MD5 exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]
 pub struct CramMd5 {
     user: String,
     secret: Secret,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for the one challenge.
-    Start,
-    /// Answered it; the server must now say +OK or -ERR.
-    Answered,
-    /// A challenge was refused; every later one is refused too.
-    Failed,
+    /// One answer, to the one challenge; a second is refused.
+    step: Step,
 }
 
 impl CramMd5 {
@@ -36,7 +26,7 @@ impl CramMd5 {
         CramMd5 {
             user: user.to_owned(),
             secret: secret.clone(),
-            state: State::Start,
+            step: Step::START,
         }
     }
 }
@@ -67,25 +57,18 @@ impl SaslClient for CramMd5 {
     }
 
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, AuthError> {
-        let result = match self.state {
-            State::Start if challenge.is_empty() => Err(AuthError::BadChallenge(
+        self.step.answer(Mechanism::CramMd5, |sent| match sent {
+            0 if challenge.is_empty() => Err(AuthError::BadChallenge(
                 "CRAM-MD5: the server sent an empty challenge".into(),
             )),
-            State::Start => Ok(response(&self.user, &self.secret, challenge)),
-            State::Answered => Err(AuthError::BadChallenge(format!(
-                "CRAM-MD5: unexpected second challenge \"{}\"",
-                sanitize(challenge)
-            ))),
-            State::Failed => Err(AuthError::BadChallenge(
-                "CRAM-MD5: the exchange already failed".into(),
+            0 => Ok(response(&self.user, &self.secret, challenge)),
+            _ => Err(unexpected(
+                Mechanism::CramMd5,
+                "second challenge",
+                challenge,
+                "",
             )),
-        };
-        self.state = if result.is_ok() {
-            State::Answered
-        } else {
-            State::Failed
-        };
-        result
+        })
     }
 
     fn finish(&self) -> Result<(), AuthError> {

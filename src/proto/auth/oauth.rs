@@ -10,28 +10,18 @@
 //! [`SaslClient::error_detail`], since they say more than the `-ERR` line (an expired token
 //! versus a missing scope). The token is a reusable credential: TLS only.
 
-use super::{AuthError, Mechanism, SaslClient};
+use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
 use crate::secret::Secret;
 use crate::ui::sanitize::sanitize;
-
-/// Where an OAuth exchange is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    /// Nothing sent yet.
-    Start,
-    /// The token went out; the next challenge, if any, is an error report.
-    Sent,
-    /// The error report was acknowledged; the server must now say -ERR.
-    ErrorAcknowledged,
-    /// A challenge was refused; every later one is refused too.
-    Failed,
-}
 
 /// The state both mechanisms share; they differ in the message and the acknowledgement.
 #[derive(Debug)]
 struct Exchange {
     mechanism: Mechanism,
-    state: State,
+    /// The token goes out first (initial response or answer to the empty challenge); a
+    /// challenge after it is an error report, acknowledged once; the server must then say
+    /// -ERR.
+    step: Step,
     /// The server's error detail, escaped and capped.
     detail: Option<String>,
 }
@@ -40,18 +30,13 @@ impl Exchange {
     fn new(mechanism: Mechanism) -> Exchange {
         Exchange {
             mechanism,
-            state: State::Start,
+            step: Step::START,
             detail: None,
         }
     }
 
     fn initial_response(&mut self, message: Result<Vec<u8>, AuthError>) -> Option<Vec<u8>> {
-        if self.state != State::Start {
-            return None;
-        }
-        let message = message.ok()?;
-        self.state = State::Sent;
-        Some(message)
+        self.step.initial(|| message.ok())
     }
 
     fn respond(
@@ -60,46 +45,28 @@ impl Exchange {
         message: impl FnOnce() -> Result<Vec<u8>, AuthError>,
         acknowledgement: &[u8],
     ) -> Result<Vec<u8>, AuthError> {
-        let name = self.mechanism.sasl_name().unwrap_or_default();
-        let (result, next) = match self.state {
+        let mech = self.mechanism;
+        self.step.answer(mech, |sent| match sent {
             // RFC 5034 section 4: no initial response, so the server sent an empty
             // challenge and the message is the answer.
-            State::Start if challenge.is_empty() => {
-                let message = message();
-                let next = if message.is_ok() {
-                    State::Sent
-                } else {
-                    State::Failed
-                };
-                (message, next)
-            }
-            State::Start => (
-                Err(AuthError::BadChallenge(format!(
-                    "{name}: unexpected challenge \"{}\" before the token was sent",
-                    sanitize(challenge)
-                ))),
-                State::Failed,
-            ),
-            State::Sent => {
+            0 if challenge.is_empty() => message(),
+            0 => Err(unexpected(
+                mech,
+                "challenge",
+                challenge,
+                " before the token was sent",
+            )),
+            1 => {
                 self.detail = error_detail(challenge);
-                (Ok(acknowledgement.to_vec()), State::ErrorAcknowledged)
+                Ok(acknowledgement.to_vec())
             }
-            State::ErrorAcknowledged => (
-                Err(AuthError::BadChallenge(format!(
-                    "{name}: unexpected challenge \"{}\" after the error report",
-                    sanitize(challenge)
-                ))),
-                State::Failed,
-            ),
-            State::Failed => (
-                Err(AuthError::BadChallenge(format!(
-                    "{name}: the exchange already failed"
-                ))),
-                State::Failed,
-            ),
-        };
-        self.state = next;
-        result
+            _ => Err(unexpected(
+                mech,
+                "challenge",
+                challenge,
+                " after the error report",
+            )),
+        })
     }
 }
 

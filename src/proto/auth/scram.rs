@@ -30,7 +30,7 @@ use hmac::{EagerHash, Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::{AuthError, Mechanism, SaslClient};
+use super::{AuthError, Mechanism, SaslClient, unexpected};
 use crate::secret::Secret;
 use crate::ui::sanitize::sanitize;
 
@@ -371,10 +371,12 @@ impl SaslClient for ScramClient {
             // RFC 5034 section 4: no initial response, so client-first answers the empty
             // challenge (client_first sets the next state).
             State::Start if challenge.is_empty() => self.client_first(),
-            State::Start => Err(AuthError::BadChallenge(format!(
-                "{name}: unexpected challenge \"{}\" before client-first",
-                sanitize(challenge)
-            ))),
+            State::Start => Err(unexpected(
+                self.hash.mechanism(),
+                "challenge",
+                challenge,
+                " before client-first",
+            )),
             State::SentFirst { nonce, first_bare } => self
                 .client_final(challenge, &nonce, &first_bare)
                 .map(|(message, next)| {
@@ -392,10 +394,12 @@ impl SaslClient for ScramClient {
                     self.state = State::Verified;
                     Vec::new()
                 }),
-            State::Verified => Err(AuthError::BadChallenge(format!(
-                "{name}: unexpected challenge \"{}\" after server-final",
-                sanitize(challenge)
-            ))),
+            State::Verified => Err(unexpected(
+                self.hash.mechanism(),
+                "challenge",
+                challenge,
+                " after server-final",
+            )),
             State::Failed => Err(AuthError::BadChallenge(format!(
                 "{name}: the exchange already failed"
             ))),
