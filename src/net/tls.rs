@@ -6,7 +6,6 @@
 //! certificate problems are reported as such (exit 69), with the fingerprint the server
 //! showed, not as a failed read later.
 
-use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,16 +44,7 @@ pub struct Client {
 }
 
 /// Colon-separated upper-case hex, as `openssl x509 -fingerprint -sha256` prints it.
-pub fn hex_colons(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{b:02X}");
-    }
-    s
-}
+pub use crate::hex::encode_upper_colons as hex_colons;
 
 /// SHA-256 of a certificate's DER encoding.
 pub fn cert_fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {

@@ -217,21 +217,10 @@ fn check(arg: &str, command: &str, name: &str, rule: Rule) -> Result<(), ParseEr
 /// The longest shown argument in a trace, in characters.
 const MAX_TRACE_ARG: usize = 100;
 
-/// `arg` for a log line: control characters escaped, at most MAX_TRACE_ARG characters.
+/// `arg` for a log line: sanitised like all text shown on a terminal, at most
+/// MAX_TRACE_ARG characters.
 fn printable(arg: &str) -> String {
-    let mut shown = String::new();
-    for (i, c) in arg.chars().enumerate() {
-        if i == MAX_TRACE_ARG {
-            shown.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
+    crate::ui::sanitize::sanitize_capped(arg.as_bytes(), MAX_TRACE_ARG)
 }
 
 #[cfg(test)]
@@ -384,11 +373,15 @@ mod tests {
 
     #[test]
     fn trace_escapes_and_shortens_shown_arguments() {
-        assert_eq!(Command::User("a\r\nb").trace(), "USER a\\r\\nb");
+        assert_eq!(Command::User("a\r\nb").trace(), "USER a\\x0d\\x0ab");
+        assert_eq!(
+            Command::Auth("X\u{202e}Y", None).trace(),
+            "AUTH X\\u{202e}Y"
+        );
         let long = "u".repeat(500);
         let t = Command::User(&long).trace();
-        assert_eq!(t.len(), "USER ".len() + MAX_TRACE_ARG + 3);
-        assert!(t.ends_with("..."));
+        assert_eq!(t.chars().count(), "USER ".len() + MAX_TRACE_ARG + 1);
+        assert!(t.ends_with('…'));
     }
 
     #[test]

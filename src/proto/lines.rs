@@ -10,7 +10,7 @@ pub const MAX_LINE: usize = 8192;
 pub fn find_eol(buf: &[u8]) -> Option<usize> {
     // LF ends a line whether or not a CR precedes it; the CR stays part of the line and
     // `strip_eol` removes it.
-    buf.iter().position(|&b| b == b'\n').map(|i| i + 1)
+    memchr::memchr(b'\n', buf).map(|i| i + 1)
 }
 
 /// `line` without its trailing LF or CRLF (only one terminator is removed).

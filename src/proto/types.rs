@@ -66,14 +66,10 @@ impl fmt::Debug for Uid {
 /// reach a terminal or a log unescaped.
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in self.0.iter() {
-            if (0x21..=0x7e).contains(&b) && b != b'%' {
-                write!(f, "{}", b as char)?;
-            } else {
-                write!(f, "%{b:02X}")?;
-            }
-        }
-        Ok(())
+        let mut shown = Vec::with_capacity(self.0.len());
+        crate::hex::percent_encode(&mut shown, &self.0);
+        // Percent-encoded text is ASCII: nothing is replaced.
+        f.write_str(&String::from_utf8_lossy(&shown))
     }
 }
 
@@ -115,4 +111,16 @@ pub struct Capabilities {
     pub expire: Option<Expire>,
     /// `IMPLEMENTATION` text (untrusted: sanitise before printing).
     pub implementation: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_display_percent_encodes_like_the_state_file() {
+        let uid = Uid::new(b"ab%c\x1b[31m\x7f\xc3\xa9~").unwrap();
+        assert_eq!(uid.to_string(), "ab%25c%1B[31m%7F%C3%A9~");
+        assert_eq!(format!("{uid:?}"), "Uid(ab%25c%1B[31m%7F%C3%A9~)");
+    }
 }

@@ -493,14 +493,7 @@ fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &Uid) {
 
 /// Percent-encode every byte outside 0x21..=0x7E, and `%` itself.
 fn encode_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
-            buf.push(b);
-        } else {
-            buf.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
+    crate::hex::percent_encode(buf, bytes);
 }
 
 /// Parse the part of an intent line after `? `: `<time> <uid> <token>`.
@@ -556,8 +549,8 @@ fn decode_bytes(enc: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
     while i < enc.len() {
         let b = enc[i];
         if b == b'%' {
-            let hi = enc.get(i + 1).and_then(|&h| hex_value(h));
-            let lo = enc.get(i + 2).and_then(|&l| hex_value(l));
+            let hi = enc.get(i + 1).and_then(|&h| crate::hex::digit_value(h));
+            let lo = enc.get(i + 2).and_then(|&l| crate::hex::digit_value(l));
             let (Some(hi), Some(lo)) = (hi, lo) else {
                 return Err("bad percent-encoding in uid");
             };
@@ -571,15 +564,6 @@ fn decode_bytes(enc: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
         }
     }
     Ok(out)
-}
-
-fn hex_value(h: u8) -> Option<u8> {
-    match h {
-        b'0'..=b'9' => Some(h - b'0'),
-        b'A'..=b'F' => Some(h - b'A' + 10),
-        b'a'..=b'f' => Some(h - b'a' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

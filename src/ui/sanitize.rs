@@ -8,10 +8,15 @@ pub const MAX_SHOWN: usize = 200;
 /// Decode `bytes` as UTF-8 (invalid sequences become U+FFFD), escape every character that
 /// could change what a terminal shows, and cut the result at [`MAX_SHOWN`] characters.
 pub fn sanitize(bytes: &[u8]) -> String {
+    sanitize_capped(bytes, MAX_SHOWN)
+}
+
+/// [`sanitize`] with its own cap: at most `max_chars` characters of `bytes`, then `…`.
+pub fn sanitize_capped(bytes: &[u8], max_chars: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len().min(MAX_SHOWN + 8));
+    let mut out = String::with_capacity(text.len().min(max_chars + 8));
     for (count, c) in text.chars().enumerate() {
-        if count == MAX_SHOWN {
+        if count == max_chars {
             out.push('…');
             break;
         }
@@ -59,5 +64,10 @@ mod tests {
         let s = sanitize(&long);
         assert_eq!(s.chars().count(), MAX_SHOWN + 1);
         assert!(s.ends_with('…'));
+        assert_eq!(sanitize_capped(b"abcdef", 3), "abc…");
+        assert_eq!(sanitize_capped(b"abc", 3), "abc");
+        assert_eq!(sanitize_capped("\u{202e}bc".as_bytes(), 1), "\\u{202e}…");
+        assert_eq!(sanitize_capped(b"abc", 0), "…");
+        assert_eq!(sanitize_capped(b"", 0), "");
     }
 }

@@ -45,7 +45,7 @@ pub fn digest(timestamp: &[u8], secret: &Secret) -> String {
     let mut md5 = Md5::new();
     md5.update(timestamp);
     md5.update(secret.expose().as_bytes());
-    super::hex(&md5.finalize())
+    crate::hex::encode_lower(&md5.finalize())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
 use crate::secret::Secret;
 
 /// The CRAM-MD5 exchange. `Debug` shows the password as `***`.
@@ -16,17 +16,8 @@ use crate::secret::Secret;
 pub struct CramMd5 {
     user: String,
     secret: Secret,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for the one challenge.
-    Start,
-    /// Answered it; the server must now say +OK or -ERR.
-    Answered,
-    /// A challenge was refused; every later one is refused too.
-    Failed,
+    /// One answer, to the one challenge; a second is refused.
+    step: Step,
 }
 
 impl CramMd5 {
@@ -35,7 +26,7 @@ impl CramMd5 {
         CramMd5 {
             user: user.to_owned(),
             secret: secret.clone(),
-            state: State::Start,
+            step: Step::START,
         }
     }
 }
@@ -51,7 +42,7 @@ pub fn response(user: &str, secret: &Secret, challenge: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(user.len() + 33);
     out.extend_from_slice(user.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(super::hex(&digest).as_bytes());
+    out.extend_from_slice(crate::hex::encode_lower(&digest).as_bytes());
     out
 }
 
@@ -66,25 +57,18 @@ impl SaslClient for CramMd5 {
     }
 
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, AuthError> {
-        let result = match self.state {
-            State::Start if challenge.is_empty() => Err(AuthError::BadChallenge(
+        self.step.answer(Mechanism::CramMd5, |sent| match sent {
+            0 if challenge.is_empty() => Err(AuthError::BadChallenge(
                 "CRAM-MD5: the server sent an empty challenge".into(),
             )),
-            State::Start => Ok(response(&self.user, &self.secret, challenge)),
-            State::Answered => Err(AuthError::BadChallenge(format!(
-                "CRAM-MD5: unexpected second challenge \"{}\"",
-                shown(challenge)
-            ))),
-            State::Failed => Err(AuthError::BadChallenge(
-                "CRAM-MD5: the exchange already failed".into(),
+            0 => Ok(response(&self.user, &self.secret, challenge)),
+            _ => Err(unexpected(
+                Mechanism::CramMd5,
+                "second challenge",
+                challenge,
+                "",
             )),
-        };
-        self.state = if result.is_ok() {
-            State::Answered
-        } else {
-            State::Failed
-        };
-        result
+        })
     }
 
     fn finish(&self) -> Result<(), AuthError> {

@@ -5,7 +5,7 @@
 //! gets the user name, the second the password, a third is refused. The password crosses
 //! the wire as is: TLS only (STYLE.md rule 9).
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
 use crate::secret::Secret;
 
 /// The LOGIN exchange. `Debug` shows the password as `***`.
@@ -13,19 +13,8 @@ use crate::secret::Secret;
 pub struct Login {
     user: String,
     secret: Secret,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for the user-name prompt.
-    Start,
-    /// Sent the user name; waiting for the password prompt.
-    SentUser,
-    /// Sent the password; the server must now say +OK or -ERR.
-    SentPassword,
-    /// A challenge was refused; every later one is refused too.
-    Failed,
+    /// The user name goes out first, then the password; a third challenge is refused.
+    step: Step,
 }
 
 impl Login {
@@ -34,7 +23,7 @@ impl Login {
         Login {
             user: user.to_owned(),
             secret: secret.clone(),
-            state: State::Start,
+            step: Step::START,
         }
     }
 }
@@ -49,28 +38,16 @@ impl SaslClient for Login {
     }
 
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, AuthError> {
-        let (result, next) = match self.state {
-            State::Start => (Ok(self.user.as_bytes().to_vec()), State::SentUser),
-            State::SentUser => (
-                Ok(self.secret.expose().as_bytes().to_vec()),
-                State::SentPassword,
-            ),
-            State::SentPassword => (
-                Err(AuthError::BadChallenge(format!(
-                    "LOGIN: unexpected third challenge \"{}\"",
-                    shown(challenge)
-                ))),
-                State::Failed,
-            ),
-            State::Failed => (
-                Err(AuthError::BadChallenge(
-                    "LOGIN: the exchange already failed".into(),
-                )),
-                State::Failed,
-            ),
-        };
-        self.state = next;
-        result
+        self.step.answer(Mechanism::Login, |sent| match sent {
+            0 => Ok(self.user.as_bytes().to_vec()),
+            1 => Ok(self.secret.expose().as_bytes().to_vec()),
+            _ => Err(unexpected(
+                Mechanism::Login,
+                "third challenge",
+                challenge,
+                "",
+            )),
+        })
     }
 
     fn finish(&self) -> Result<(), AuthError> {

@@ -6,7 +6,7 @@
 //! This module owns the bytes of each exchange and nothing else: no sockets, no clocks, no
 //! logging, no base64 on the wire (the client encodes and decodes the lines). It must never
 //! put a secret into an error, a `Debug` string or a log line; errors quote the server's
-//! text only escaped and capped (`shown`). Choosing a mechanism (strongest first,
+//! text only escaped and capped (`ui::sanitize`, as everywhere else). Choosing a mechanism (strongest first,
 //! never a password-revealing one over plaintext) belongs to the caller, which has the
 //! capabilities and the account; [`Mechanism::AUTO_ORDER`] gives it the order.
 //!
@@ -37,6 +37,7 @@ pub mod plain;
 pub mod scram;
 
 use crate::secret::Secret;
+use crate::ui::sanitize::sanitize;
 
 /// A login mechanism, strongest first in [`Mechanism::AUTO_ORDER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,20 +63,12 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    /// The password mechanisms `auth = "auto"` tries, strongest first. The OAuth ones are
-    /// missing on purpose: they need a token, not a password, so only an account that names
-    /// one of them uses it.
-    pub const AUTO_ORDER: [Mechanism; 7] = [
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha1,
-        Mechanism::CramMd5,
-        Mechanism::Apop,
-        Mechanism::Plain,
-        Mechanism::Login,
-        Mechanism::User,
-    ];
+    /// The password mechanisms `auth = "auto"` tries, strongest first: [`Mechanism::ALL`]
+    /// up to the OAuth ones, which are declared last for this. They are missing on purpose:
+    /// they need a token, not a password, so only an account that names one of them uses it.
+    pub const AUTO_ORDER: [Mechanism; 7] = *Mechanism::ALL.first_chunk().unwrap();
 
-    /// Every mechanism, in declaration order.
+    /// Every mechanism, in declaration order: strongest first, the OAuth ones last.
     pub const ALL: [Mechanism; 9] = [
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
@@ -197,6 +190,62 @@ pub trait SaslClient {
     }
 }
 
+/// Where an exchange whose answers go by order stands (PLAIN, LOGIN, CRAM-MD5, the OAuth
+/// mechanisms): how many answers went out, or that a challenge was refused, after which
+/// every later one is refused too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Answered(u8),
+    Failed,
+}
+
+impl Step {
+    /// Nothing sent yet.
+    const START: Step = Step::Answered(0);
+
+    /// Answer the next challenge with `answer(n)`, `n` being the number of answers already
+    /// sent (an initial response counts); an error from it fails the exchange for good.
+    fn answer(
+        &mut self,
+        mech: Mechanism,
+        answer: impl FnOnce(u8) -> Result<Vec<u8>, AuthError>,
+    ) -> Result<Vec<u8>, AuthError> {
+        let Step::Answered(n) = *self else {
+            return Err(AuthError::BadChallenge(format!(
+                "{}: the exchange already failed",
+                mech.sasl_name().unwrap_or_default()
+            )));
+        };
+        let result = answer(n);
+        *self = match result {
+            Ok(_) => Step::Answered(n.saturating_add(1)),
+            Err(_) => Step::Failed,
+        };
+        result
+    }
+
+    /// The initial response, if nothing went out yet and `message` gives one. When it does
+    /// not, nothing changes: the answer to the server's empty challenge reports why.
+    fn initial(&mut self, message: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+        if *self != Step::START {
+            return None;
+        }
+        let message = message()?;
+        *self = Step::Answered(1);
+        Some(message)
+    }
+}
+
+/// The error for a challenge the mechanism does not expect: `which` names it ("challenge",
+/// "second challenge"), `when` may add when it came.
+fn unexpected(mech: Mechanism, which: &str, challenge: &[u8], when: &str) -> AuthError {
+    AuthError::BadChallenge(format!(
+        "{}: unexpected {which} \"{}\"{when}",
+        mech.sasl_name().unwrap_or_default(),
+        sanitize(challenge)
+    ))
+}
+
 /// Build the client for a SASL mechanism; `None` for [`Mechanism::Apop`] and
 /// [`Mechanism::User`], which are not SASL. For the OAuth mechanisms `secret` is the
 /// access token.
@@ -220,39 +269,6 @@ pub fn client(mech: Mechanism, user: &str, secret: &Secret) -> Option<Box<dyn Sa
         Mechanism::Apop | Mechanism::User => return None,
     };
     Some(client)
-}
-
-/// Lowercase hex of a digest (digest 0.11 outputs no longer implement `LowerHex`).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-/// The most bytes of server text quoted in an error.
-const SHOWN_MAX: usize = 200;
-
-/// Server bytes made fit for an error message: printable ASCII stays, everything else
-/// (controls, bidi tricks hidden in UTF-8, backslash) becomes `\xNN`, and the text is cut
-/// at [`SHOWN_MAX`] bytes (STYLE.md rule 10: strings from the server are untrusted).
-pub(crate) fn shown(bytes: &[u8]) -> String {
-    let cut = bytes.len() > SHOWN_MAX;
-    let mut out = String::new();
-    for &b in &bytes[..bytes.len().min(SHOWN_MAX)] {
-        if (0x20..0x7f).contains(&b) && b != b'\\' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    if cut {
-        out.push_str("...");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -284,6 +300,39 @@ mod tests {
         assert_eq!(Mechanism::User.sasl_name(), None);
         assert_eq!(Mechanism::ScramSha256.sasl_name(), Some("SCRAM-SHA-256"));
         assert_eq!(Mechanism::OauthBearer.config_name(), "oauthbearer");
+    }
+
+    #[test]
+    fn auto_order_is_all_without_oauth() {
+        let password: Vec<_> = Mechanism::ALL
+            .into_iter()
+            .filter(|m| !matches!(m, Mechanism::XOauth2 | Mechanism::OauthBearer))
+            .collect();
+        assert_eq!(Mechanism::AUTO_ORDER[..], password[..]);
+    }
+
+    #[test]
+    fn steps_count_answers_and_stay_failed() {
+        let mut s = Step::START;
+        assert_eq!(s.initial(|| None), None);
+        assert_eq!(s, Step::START);
+        assert_eq!(s.initial(|| Some(b"a".to_vec())), Some(b"a".to_vec()));
+        assert_eq!(s.initial(|| Some(b"b".to_vec())), None);
+        assert_eq!(s.answer(Mechanism::Plain, |n| Ok(vec![n])), Ok(vec![1]));
+        assert_eq!(s, Step::Answered(2));
+        let err = unexpected(Mechanism::Plain, "challenge", b"x\x1b", " here");
+        assert_eq!(
+            err,
+            AuthError::BadChallenge("PLAIN: unexpected challenge \"x\\x1b\" here".into())
+        );
+        assert_eq!(s.answer(Mechanism::Plain, |_| Err(err.clone())), Err(err));
+        assert_eq!(s, Step::Failed);
+        assert_eq!(
+            s.answer(Mechanism::Login, |n| Ok(vec![n])),
+            Err(AuthError::BadChallenge(
+                "LOGIN: the exchange already failed".into()
+            ))
+        );
     }
 
     #[test]
@@ -333,17 +382,6 @@ mod tests {
                 assert_eq!(c.mechanism(), m);
             }
         }
-    }
-
-    #[test]
-    fn hex_and_shown() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
-        assert_eq!(shown(b"ok \x1b[31m\\"), "ok \\x1b[31m\\x5c");
-        assert_eq!(shown("é".as_bytes()), "\\xc3\\xa9");
-        let long = shown(&[b'a'; 500]);
-        assert_eq!(long.len(), SHOWN_MAX + 3);
-        assert!(long.ends_with("..."));
     }
 
     /// Drive a whole exchange with hostile challenges; nothing may panic, and no answer

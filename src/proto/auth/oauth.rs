@@ -10,27 +10,18 @@
 //! [`SaslClient::error_detail`], since they say more than the `-ERR` line (an expired token
 //! versus a missing scope). The token is a reusable credential: TLS only.
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
 use crate::secret::Secret;
-
-/// Where an OAuth exchange is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    /// Nothing sent yet.
-    Start,
-    /// The token went out; the next challenge, if any, is an error report.
-    Sent,
-    /// The error report was acknowledged; the server must now say -ERR.
-    ErrorAcknowledged,
-    /// A challenge was refused; every later one is refused too.
-    Failed,
-}
+use crate::ui::sanitize::sanitize;
 
 /// The state both mechanisms share; they differ in the message and the acknowledgement.
 #[derive(Debug)]
 struct Exchange {
     mechanism: Mechanism,
-    state: State,
+    /// The token goes out first (initial response or answer to the empty challenge); a
+    /// challenge after it is an error report, acknowledged once; the server must then say
+    /// -ERR.
+    step: Step,
     /// The server's error detail, escaped and capped.
     detail: Option<String>,
 }
@@ -39,18 +30,13 @@ impl Exchange {
     fn new(mechanism: Mechanism) -> Exchange {
         Exchange {
             mechanism,
-            state: State::Start,
+            step: Step::START,
             detail: None,
         }
     }
 
     fn initial_response(&mut self, message: Result<Vec<u8>, AuthError>) -> Option<Vec<u8>> {
-        if self.state != State::Start {
-            return None;
-        }
-        let message = message.ok()?;
-        self.state = State::Sent;
-        Some(message)
+        self.step.initial(|| message.ok())
     }
 
     fn respond(
@@ -59,46 +45,28 @@ impl Exchange {
         message: impl FnOnce() -> Result<Vec<u8>, AuthError>,
         acknowledgement: &[u8],
     ) -> Result<Vec<u8>, AuthError> {
-        let name = self.mechanism.sasl_name().unwrap_or_default();
-        let (result, next) = match self.state {
+        let mech = self.mechanism;
+        self.step.answer(mech, |sent| match sent {
             // RFC 5034 section 4: no initial response, so the server sent an empty
             // challenge and the message is the answer.
-            State::Start if challenge.is_empty() => {
-                let message = message();
-                let next = if message.is_ok() {
-                    State::Sent
-                } else {
-                    State::Failed
-                };
-                (message, next)
-            }
-            State::Start => (
-                Err(AuthError::BadChallenge(format!(
-                    "{name}: unexpected challenge \"{}\" before the token was sent",
-                    shown(challenge)
-                ))),
-                State::Failed,
-            ),
-            State::Sent => {
+            0 if challenge.is_empty() => message(),
+            0 => Err(unexpected(
+                mech,
+                "challenge",
+                challenge,
+                " before the token was sent",
+            )),
+            1 => {
                 self.detail = error_detail(challenge);
-                (Ok(acknowledgement.to_vec()), State::ErrorAcknowledged)
+                Ok(acknowledgement.to_vec())
             }
-            State::ErrorAcknowledged => (
-                Err(AuthError::BadChallenge(format!(
-                    "{name}: unexpected challenge \"{}\" after the error report",
-                    shown(challenge)
-                ))),
-                State::Failed,
-            ),
-            State::Failed => (
-                Err(AuthError::BadChallenge(format!(
-                    "{name}: the exchange already failed"
-                ))),
-                State::Failed,
-            ),
-        };
-        self.state = next;
-        result
+            _ => Err(unexpected(
+                mech,
+                "challenge",
+                challenge,
+                " after the error report",
+            )),
+        })
     }
 }
 
@@ -241,105 +209,52 @@ impl SaslClient for OauthBearer {
     }
 }
 
-/// The detail of an error challenge: `status S, scope C` from its JSON (RFC 7628 section
-/// 3.2.2; Google's page shows the same keys), else the escaped raw text, else `None`.
+/// The most bytes of an error challenge read as JSON. Real ones are a few hundred bytes;
+/// a longer one is only quoted (capped by [`sanitize`]), so a hostile server cannot make us
+/// build a large document.
+const MAX_ERROR_JSON: usize = 16 * 1024;
+
+/// The detail of an error challenge: `status S, scope C` from its JSON object (RFC 7628
+/// section 3.2.2; Google's page shows the same keys), else the escaped raw text, else
+/// `None`.
 fn error_detail(challenge: &[u8]) -> Option<String> {
-    let fields: Vec<String> = ["status", "scope"]
-        .into_iter()
-        .filter_map(|key| json_field(challenge, key).map(|v| format!("{key} {v}")))
-        .collect();
+    let fields: Vec<String> = match error_object(challenge) {
+        Some(object) => ["status", "scope"]
+            .into_iter()
+            .filter_map(|key| {
+                let value = match object.get(key)? {
+                    serde_json::Value::String(s) => sanitize(s.as_bytes()),
+                    // A number, true/false/null, or something nested: its JSON text.
+                    other => sanitize(other.to_string().as_bytes()),
+                };
+                Some(format!("{key} {value}"))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     if !fields.is_empty() {
         Some(fields.join(", "))
     } else if challenge.is_empty() {
         None
     } else {
-        Some(format!("server said \"{}\"", shown(challenge)))
+        Some(format!("server said \"{}\"", sanitize(challenge)))
     }
 }
 
-/// The value of `"key": value` anywhere in `json`, escaped by [`shown`]. Not a JSON
-/// parser: a scanner good enough for the flat objects servers send, total on any input.
-fn json_field(json: &[u8], key: &str) -> Option<String> {
-    let mut i = 0;
-    while i < json.len() {
-        if json[i] != b'"' {
-            i += 1;
-            continue;
-        }
-        let (name, end) = json_string(json, i)?;
-        let colon = skip_ws(json, end);
-        if json.get(colon) != Some(&b':') {
-            i = end;
-            continue;
-        }
-        let value = skip_ws(json, colon + 1);
-        if name == key.as_bytes() {
-            return match json.get(value) {
-                Some(b'"') => json_string(json, value).map(|(v, _)| shown(&v)),
-                Some(_) => {
-                    // A number, true/false/null, or something nested: up to the next
-                    // separator.
-                    let rest = &json[value..];
-                    let len = rest
-                        .iter()
-                        .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
-                        .unwrap_or(rest.len());
-                    Some(shown(&rest[..len]))
-                }
-                None => None,
-            };
-        }
-        // Go on at the value, which the loop reads as the next string (or skips).
-        i = value;
+/// The JSON object at the start of `challenge`, if it is one and not longer than
+/// [`MAX_ERROR_JSON`]. Bytes that are not UTF-8 become U+FFFD;
+/// anything after the object is ignored. serde_json refuses nesting deeper than 128, so
+/// no input can exhaust the stack.
+fn error_object(challenge: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if challenge.len() > MAX_ERROR_JSON {
+        return None;
     }
-    None
-}
-
-/// The JSON string starting at `json[start] == b'"'`: its decoded bytes (`\uXXXX` outside
-/// ASCII becomes `?`) and the index after its closing quote; `None` if unterminated.
-fn json_string(json: &[u8], start: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::new();
-    let mut i = start + 1;
-    while i < json.len() {
-        match json[i] {
-            b'"' => return Some((out, i + 1)),
-            b'\\' => {
-                let escaped = *json.get(i + 1)?;
-                i += 2;
-                match escaped {
-                    b'n' => out.push(b'\n'),
-                    b't' => out.push(b'\t'),
-                    b'r' => out.push(b'\r'),
-                    b'b' => out.push(0x08),
-                    b'f' => out.push(0x0c),
-                    b'u' => {
-                        let hex = json.get(i..i + 4)?;
-                        i += 4;
-                        let code = std::str::from_utf8(hex)
-                            .ok()
-                            .and_then(|h| u16::from_str_radix(h, 16).ok());
-                        match code.and_then(|c| u8::try_from(c).ok()) {
-                            Some(b) if b < 0x80 => out.push(b),
-                            _ => out.push(b'?'),
-                        }
-                    }
-                    other => out.push(other),
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let text = String::from_utf8_lossy(challenge);
+    let mut values = serde_json::Deserializer::from_str(&text).into_iter();
+    match values.next()? {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
     }
-    None
-}
-
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
-    while json.get(i).is_some_and(u8::is_ascii_whitespace) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]
@@ -477,17 +392,78 @@ mod tests {
             error_detail(br#"{ "status" : 400 , "x":"scope"}"#).as_deref(),
             Some("status 400")
         );
-        // Escapes are decoded, then controls shown escaped.
+        // Escapes are decoded, then controls and bidi overrides shown escaped.
         assert_eq!(
-            error_detail(br#"{"status":"a\"b\n\u0041\u00e9"}"#).as_deref(),
-            Some("status a\"b\\x0aA?")
+            error_detail(br#"{"status":"a\"b\n\u0041\u00e9\u202e"}"#).as_deref(),
+            Some("status a\"b\\x0aAé\\u{202e}")
         );
-        // Unterminated strings end the scan without a panic.
+        // Unterminated strings and objects are not JSON: the raw text is quoted.
         assert_eq!(
             error_detail(br#"{"status":"open"#).as_deref(),
             Some("server said \"{\"status\":\"open\"")
         );
-        assert_eq!(json_field(br#"{"status":"#, "status"), None);
-        assert_eq!(json_field(br#"{"a":"\u00"#, "a"), None);
+        assert_eq!(
+            error_detail(br#"{"status":"#).as_deref(),
+            Some("server said \"{\"status\":\"")
+        );
+        assert_eq!(
+            error_detail(br#"{"a":"\u00"#).as_deref(),
+            Some("server said \"{\"a\":\"\\u00\"")
+        );
+        // Only the top-level object counts; nested values are shown as JSON text.
+        assert_eq!(
+            error_detail(br#"{"error":{"status":"x"}}"#).as_deref(),
+            Some("server said \"{\"error\":{\"status\":\"x\"}}\"")
+        );
+        assert_eq!(
+            error_detail(br#"{"status":{"code":[1,true,null]},"scope":null}"#).as_deref(),
+            Some("status {\"code\":[1,true,null]}, scope null")
+        );
+        assert_eq!(
+            error_detail(br#"["status","x"]"#).as_deref(),
+            Some("server said \"[\"status\",\"x\"]\"")
+        );
+        // Trailing bytes after the object are ignored.
+        assert_eq!(
+            error_detail(b"{\"status\":\"401\"}\r\n\0junk").as_deref(),
+            Some("status 401")
+        );
+    }
+
+    #[test]
+    fn error_detail_hostile_bodies() {
+        // Not UTF-8: the object is still read, the bad bytes shown as U+FFFD.
+        assert_eq!(
+            error_detail(b"{\"status\":\"a\xffb\",\"scope\":\"s\"}").as_deref(),
+            Some("status a\u{fffd}b, scope s")
+        );
+        // Nesting far beyond serde_json's limit: refused without exhausting the stack.
+        let mut deep = b"{\"status\":".to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 10_000));
+        assert!(deep.len() < MAX_ERROR_JSON);
+        let detail = error_detail(&deep).unwrap();
+        assert!(
+            detail.starts_with("server said \"{\"status\":[[["),
+            "{detail}"
+        );
+        let mut deep = b"{\"status\":\"x\",\"scope\":".to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 10_000));
+        deep.extend(std::iter::repeat_n(b']', 10_000));
+        deep.push(b'}');
+        assert!(error_detail(&deep).unwrap().starts_with("server said"));
+        // Huge: not parsed, only quoted and capped, even when it is valid JSON.
+        let mut huge = b"{\"status\":\"".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 1 << 20));
+        huge.extend_from_slice(b"\"}");
+        let detail = error_detail(&huge).unwrap();
+        assert!(detail.starts_with("server said") && detail.len() < 300);
+        // Just under the bound it is parsed, and the value is capped.
+        let mut big = b"{\"status\":\"".to_vec();
+        big.extend(std::iter::repeat_n(b'a', MAX_ERROR_JSON - 13));
+        big.extend_from_slice(b"\"}");
+        assert_eq!(big.len(), MAX_ERROR_JSON);
+        let detail = error_detail(&big).unwrap();
+        assert!(detail.starts_with("status aaa") && detail.ends_with('…'));
+        assert!(detail.len() < 300);
     }
 }

@@ -4,7 +4,7 @@
 //! (STYLE.md rule 9). RFC 4616 section 2 forbids NUL in the authcid and the password (it
 //! would move the field boundaries): such credentials make the exchange fail instead.
 
-use super::{AuthError, Mechanism, SaslClient, shown};
+use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
 use crate::secret::Secret;
 
 /// The PLAIN exchange. `Debug` shows the password as `***`.
@@ -12,17 +12,9 @@ use crate::secret::Secret;
 pub struct Plain {
     user: String,
     secret: Secret,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Nothing sent yet.
-    Start,
-    /// The message went out (as initial response or answer to the empty challenge).
-    Sent,
-    /// A challenge was refused; every later one is refused too.
-    Failed,
+    /// One answer at most: the message (as initial response or answer to the empty
+    /// challenge).
+    step: Step,
 }
 
 impl Plain {
@@ -31,24 +23,24 @@ impl Plain {
         Plain {
             user: user.to_owned(),
             secret: secret.clone(),
-            state: State::Start,
+            step: Step::START,
         }
     }
+}
 
-    /// `NUL user NUL password`, or `None` if either holds a NUL.
-    fn message(&self) -> Option<Vec<u8>> {
-        let user = self.user.as_bytes();
-        let pass = self.secret.expose().as_bytes();
-        if user.contains(&0) || pass.contains(&0) {
-            return None;
-        }
-        let mut out = Vec::with_capacity(user.len() + pass.len() + 2);
-        out.push(0);
-        out.extend_from_slice(user);
-        out.push(0);
-        out.extend_from_slice(pass);
-        Some(out)
+/// `NUL user NUL password`, or `None` if either holds a NUL.
+fn message(user: &str, secret: &Secret) -> Option<Vec<u8>> {
+    let user = user.as_bytes();
+    let pass = secret.expose().as_bytes();
+    if user.contains(&0) || pass.contains(&0) {
+        return None;
     }
+    let mut out = Vec::with_capacity(user.len() + pass.len() + 2);
+    out.push(0);
+    out.extend_from_slice(user);
+    out.push(0);
+    out.extend_from_slice(pass);
+    Some(out)
 }
 
 impl SaslClient for Plain {
@@ -57,37 +49,20 @@ impl SaslClient for Plain {
     }
 
     fn initial_response(&mut self) -> Option<Vec<u8>> {
-        if self.state != State::Start {
-            return None;
-        }
-        let message = self.message()?;
-        self.state = State::Sent;
-        Some(message)
+        self.step.initial(|| message(&self.user, &self.secret))
     }
 
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, AuthError> {
-        let result = match self.state {
+        self.step.answer(Mechanism::Plain, |sent| match sent {
             // RFC 5034 section 4: without an initial response the server sends an empty
             // challenge, and the message goes out as the answer.
-            State::Start if challenge.is_empty() => self.message().ok_or_else(|| {
+            0 if challenge.is_empty() => message(&self.user, &self.secret).ok_or_else(|| {
                 AuthError::Refused(
                     "PLAIN cannot carry a user name or password that contains NUL".into(),
                 )
             }),
-            State::Start | State::Sent => Err(AuthError::BadChallenge(format!(
-                "PLAIN: unexpected challenge \"{}\"",
-                shown(challenge)
-            ))),
-            State::Failed => Err(AuthError::BadChallenge(
-                "PLAIN: the exchange already failed".into(),
-            )),
-        };
-        self.state = if result.is_ok() {
-            State::Sent
-        } else {
-            State::Failed
-        };
-        result
+            _ => Err(unexpected(Mechanism::Plain, "challenge", challenge, "")),
+        })
     }
 
     fn finish(&self) -> Result<(), AuthError> {
