@@ -30,9 +30,9 @@ use crate::proto::lines::{MAX_LINE, find_eol, strip_eol};
 use crate::proto::listing::{parse_list_line, parse_stat, parse_uidl_line};
 use crate::proto::multiline::{Decoder, unstuff_line};
 use crate::proto::response::{RespCode, Response, Status, parse_continuation, parse_status};
+use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, MessageNumber, Octets, Uid};
 use crate::secret::Secret;
-use crate::ui::sanitize::sanitize;
 
 /// The most entries we accept in a LIST or UIDL listing (and the most lines in a CAPA
 /// answer); beyond this the server is hostile or broken.

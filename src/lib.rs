@@ -16,7 +16,6 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
-pub mod hex;
 pub mod keyring;
 pub mod net;
 pub mod proto;

@@ -1,11 +1,11 @@
-//! Secrets (passwords, tokens) have their own type, so that no `{:?}`, `{}` or log line can
-//! show one by accident: `Debug` and `Display` print `***` in every build profile. The only
-//! way to the value is [`Secret::expose`], which the authentication code calls when it
-//! writes the value to an encrypted (or explicitly allowed) connection.
+//! Where passwords come from: the one module for every password source (a literal, a
+//! command, an environment variable, a prompt, the keyring through `crate::keyring`), and,
+//! in [`child`], the one place that starts child processes (MDA and password command) with
+//! an environment that holds no password. The `Secret` type itself is the leaf
+//! `proto::secret`, re-exported here.
 
 pub mod child;
 
-use std::fmt;
 use std::io::{IsTerminal, Read};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -14,6 +14,8 @@ use crate::config::{Account, CommandLine, PasswordCommand, PasswordSource};
 use crate::error::{Error, ErrorKind, Result};
 use child::Group;
 
+pub use crate::proto::secret::Secret;
+
 /// The environment variable consulted when an account configures no password source. No
 /// child process ever inherits it ([`child::command`]).
 pub const PASSWORD_ENV: &str = "POP3_PASSWORD";
@@ -21,34 +23,6 @@ pub const PASSWORD_ENV: &str = "POP3_PASSWORD";
 /// The most a password command may print. A password is a line; more is a mistake (a
 /// whole file, a loop) that we neither keep in memory nor wait for.
 pub const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
-
-/// A secret string.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value itself. Call only to put it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Get the account's password from its configured source (DESIGN.md, Config): a literal,
 /// a command's first output line, an environment variable, or a prompt when stdin is a

@@ -10,8 +10,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Stream, tls};
 use crate::proto::Capabilities;
 use crate::proto::auth::{self, Mechanism, apop};
+use crate::proto::sanitize::sanitize;
 use crate::secret::Secret;
-use crate::ui::sanitize::sanitize;
 
 /// A logged-in session and what the server announced after login.
 pub struct Connected {

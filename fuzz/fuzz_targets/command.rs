@@ -39,7 +39,7 @@ struct Input {
 /// The documented rule: sanitised as all text for a terminal (`ui::sanitize`), at most 100
 /// characters then "…".
 fn shown(arg: &str) -> String {
-    pop3::ui::sanitize::sanitize_capped(arg.as_bytes(), 100)
+    pop3::proto::sanitize::sanitize_capped(arg.as_bytes(), 100)
 }
 
 fn n(v: u32) -> MessageNumber {

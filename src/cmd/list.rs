@@ -14,9 +14,9 @@ use crate::client::{Listed, Op, Session, Transaction, Window};
 use crate::engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
+use crate::proto::sanitize::sanitize;
 use crate::session::{self, Connected};
 use crate::state::uidl::SeenState;
-use crate::ui::sanitize::sanitize;
 
 /// The most header bytes kept per message (TOP may return more; the rest is discarded).
 const HEADER_KEEP: usize = 16 * 1024;

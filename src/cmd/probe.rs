@@ -10,10 +10,10 @@ use crate::config::range::PORT;
 use crate::config::{DEFAULT_TIMEOUT, Login, Overrides, Server, TlsMode};
 use crate::error::{Error, ErrorKind};
 use crate::net::tls::{self, hex_colons};
+use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, Expire};
 use crate::secret;
 use crate::session::{self, Connected, Opened, choose_mechanism};
-use crate::ui::sanitize::sanitize;
 
 /// Run `pop3 probe`.
 pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {

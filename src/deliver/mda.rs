@@ -37,8 +37,8 @@ use std::time::Duration;
 use super::envelope::{HeaderSniffer, NO_SENDER};
 use super::{Envelope, Pending, Sink};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::sanitize::sanitize;
 use crate::secret::child::{self, Group};
-use crate::ui::sanitize::sanitize;
 
 /// The message is spooled through a buffer this large.
 const BUFFER: usize = 64 * 1024;

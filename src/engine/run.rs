@@ -13,9 +13,9 @@ use crate::client::{Listed, Op, Reply, Session, Transaction, Window};
 use crate::crashpoint;
 use crate::deliver::{Envelope, Sink};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, Uid};
 use crate::state::uidl::SeenState;
-use crate::ui::sanitize::sanitize;
 
 use super::commit::{Committer, forget_departed};
 use super::plan::{Plan, Policy, plan};

@@ -44,7 +44,7 @@ pub struct Client {
 }
 
 /// Colon-separated upper-case hex, as `openssl x509 -fingerprint -sha256` prints it.
-pub use crate::hex::encode_upper_colons as hex_colons;
+pub use crate::proto::hex::encode_upper_colons as hex_colons;
 
 /// SHA-256 of a certificate's DER encoding.
 pub fn cert_fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
@@ -98,7 +98,7 @@ fn common_name(name: &[u8]) -> Option<String> {
         return None;
     }
     let value = name.get(at + 2..at + 2 + len)?;
-    Some(crate::ui::sanitize::sanitize(value))
+    Some(crate::proto::sanitize::sanitize(value))
 }
 
 fn read_error(what: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {

@@ -220,7 +220,7 @@ const MAX_TRACE_ARG: usize = 100;
 /// `arg` for a log line: sanitised like all text shown on a terminal, at most
 /// MAX_TRACE_ARG characters.
 fn printable(arg: &str) -> String {
-    crate::ui::sanitize::sanitize_capped(arg.as_bytes(), MAX_TRACE_ARG)
+    crate::proto::sanitize::sanitize_capped(arg.as_bytes(), MAX_TRACE_ARG)
 }
 
 #[cfg(test)]

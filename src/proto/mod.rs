@@ -13,10 +13,13 @@
 pub mod auth;
 pub mod capa;
 pub mod command;
+pub mod hex;
 pub mod lines;
 pub mod listing;
 pub mod multiline;
 pub mod response;
+pub mod sanitize;
+pub mod secret;
 pub mod types;
 
 pub use types::{Capabilities, Expire, MessageNumber, Octets, Uid};

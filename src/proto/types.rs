@@ -67,7 +67,7 @@ impl fmt::Debug for Uid {
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut shown = Vec::with_capacity(self.0.len());
-        crate::hex::percent_encode(&mut shown, &self.0);
+        crate::proto::hex::percent_encode(&mut shown, &self.0);
         // Percent-encoded text is ASCII: nothing is replaced.
         f.write_str(&String::from_utf8_lossy(&shown))
     }

@@ -139,7 +139,7 @@ impl Holder {
             .to_zoned_datetime(jiff::tz::TimeZone::system())
             .strftime("%Y-%m-%d %H:%M:%S")
             .to_string();
-        let host = crate::ui::sanitize::sanitize(self.host.as_bytes());
+        let host = crate::proto::sanitize::sanitize(self.host.as_bytes());
         if self.host != fsutil::hostname() {
             return format!("held by pid {} on host {host} since {since}", self.pid);
         }

@@ -493,7 +493,7 @@ fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &Uid) {
 
 /// Percent-encode every byte outside 0x21..=0x7E, and `%` itself.
 fn encode_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
-    crate::hex::percent_encode(buf, bytes);
+    crate::proto::hex::percent_encode(buf, bytes);
 }
 
 /// Parse the part of an intent line after `? `: `<time> <uid> <token>`.
@@ -549,8 +549,12 @@ fn decode_bytes(enc: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
     while i < enc.len() {
         let b = enc[i];
         if b == b'%' {
-            let hi = enc.get(i + 1).and_then(|&h| crate::hex::digit_value(h));
-            let lo = enc.get(i + 2).and_then(|&l| crate::hex::digit_value(l));
+            let hi = enc
+                .get(i + 1)
+                .and_then(|&h| crate::proto::hex::digit_value(h));
+            let lo = enc
+                .get(i + 2)
+                .and_then(|&l| crate::proto::hex::digit_value(l));
             let (Some(hi), Some(lo)) = (hi, lo) else {
                 return Err("bad percent-encoding in uid");
             };

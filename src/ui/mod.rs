@@ -1,4 +1,3 @@
-//! Terminal-facing helpers: escaping untrusted text.
+//! Terminal-facing helpers: progress bars (escaping untrusted text is `proto::sanitize`).
 
 pub mod progress;
-pub mod sanitize;

@@ -7,7 +7,7 @@
 
 use md5::{Digest, Md5};
 
-use crate::secret::Secret;
+use crate::proto::secret::Secret;
 
 /// The longest timestamp we accept, `<` and `>` included. RFC 1939 sets no limit, but the
 /// greeting line is at most 512 octets (RFC 2449 section 4) and a real msg-id is short.
@@ -45,7 +45,7 @@ pub fn digest(timestamp: &[u8], secret: &Secret) -> String {
     let mut md5 = Md5::new();
     md5.update(timestamp);
     md5.update(secret.expose().as_bytes());
-    crate::hex::encode_lower(&md5.finalize())
+    crate::proto::hex::encode_lower(&md5.finalize())
 }
 
 #[cfg(test)]

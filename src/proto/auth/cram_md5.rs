@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
 use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
-use crate::secret::Secret;
+use crate::proto::secret::Secret;
 
 /// The CRAM-MD5 exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub fn response(user: &str, secret: &Secret, challenge: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(user.len() + 33);
     out.extend_from_slice(user.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(crate::hex::encode_lower(&digest).as_bytes());
+    out.extend_from_slice(crate::proto::hex::encode_lower(&digest).as_bytes());
     out
 }
 

@@ -6,7 +6,7 @@
 //! the wire as is: TLS only (STYLE.md rule 9).
 
 use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
-use crate::secret::Secret;
+use crate::proto::secret::Secret;
 
 /// The LOGIN exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]

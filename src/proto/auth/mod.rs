@@ -36,8 +36,8 @@ pub mod oauth;
 pub mod plain;
 pub mod scram;
 
-use crate::secret::Secret;
-use crate::ui::sanitize::sanitize;
+use crate::proto::sanitize::sanitize;
+use crate::proto::secret::Secret;
 
 /// A login mechanism, strongest first in [`Mechanism::AUTO_ORDER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

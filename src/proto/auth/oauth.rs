@@ -11,8 +11,8 @@
 //! versus a missing scope). The token is a reusable credential: TLS only.
 
 use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
-use crate::secret::Secret;
-use crate::ui::sanitize::sanitize;
+use crate::proto::sanitize::sanitize;
+use crate::proto::secret::Secret;
 
 /// The state both mechanisms share; they differ in the message and the acknowledgement.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! would move the field boundaries): such credentials make the exchange fail instead.
 
 use super::{AuthError, Mechanism, SaslClient, Step, unexpected};
-use crate::secret::Secret;
+use crate::proto::secret::Secret;
 
 /// The PLAIN exchange. `Debug` shows the password as `***`.
 #[derive(Debug)]

@@ -31,8 +31,8 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::{AuthError, Mechanism, SaslClient, unexpected};
-use crate::secret::Secret;
-use crate::ui::sanitize::sanitize;
+use crate::proto::sanitize::sanitize;
+use crate::proto::secret::Secret;
 
 /// The highest iteration count we accept from a server. RFC 7677 asks for at least 4096;
 /// servers use up to a few hundred thousand. A million PBKDF2 rounds take well under a
