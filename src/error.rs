@@ -34,7 +34,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The process exit code for this kind (DESIGN.md, "Exit codes").
-    pub fn exit_code(self) -> u8 {
+    pub const fn exit_code(self) -> u8 {
         match self {
             ErrorKind::Usage => 64,
             ErrorKind::BadData => 65,

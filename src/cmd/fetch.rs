@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ui::progress::{self, Bars};
 
 /// Exit code when a signal ended the run (EX_TEMPFAIL: run again later).
-const SIGNALLED: u8 = 75;
+const SIGNALLED: u8 = ErrorKind::Temporary.exit_code();
 
 /// Run `pop3 fetch`.
 pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {

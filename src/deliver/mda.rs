@@ -53,8 +53,9 @@ const STDERR_LINES: usize = 3;
 /// process the MDA left running in the background may hold the pipe open for ever.
 const STDERR_GRACE: Duration = Duration::from_millis(500);
 
-/// sysexits.h EX_TEMPFAIL: the MDA asks us to try again later.
-const EX_TEMPFAIL: i32 = 75;
+/// sysexits.h EX_TEMPFAIL: the MDA asks us to try again later (the same code we exit with
+/// for a temporary failure).
+const EX_TEMPFAIL: i32 = ErrorKind::Temporary.exit_code() as i32;
 
 /// The command to run, as the configuration gave it: the config's own type, so there is
 /// one definition of "argv or sh -c string".
