@@ -15,7 +15,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::liveness::process_exists;
@@ -39,9 +40,9 @@ static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 /// Messages staged for one group commit at most.
 pub const BATCH: usize = 64;
 
-/// How many fsyncs of one batch are in flight at once. Issued together, the filesystem can
-/// fold them into a few journal commits (ext4, xfs) or send them in parallel (NFS, FUSE);
-/// DESIGN.md has the measurements that chose 16.
+/// How many fsyncs are in flight at once. Issued together, the filesystem can fold them into
+/// a few journal commits (ext4, xfs) or send them in parallel (NFS, FUSE); DESIGN.md has the
+/// measurements that chose 16.
 const SYNC_THREADS: usize = 16;
 
 /// A file in `tmp/` that nobody has read or written for this long is abandoned: the
@@ -56,15 +57,102 @@ pub struct Maildir {
     host: String,
     /// Messages written to `tmp/` and waiting for `sync_batch` / `publish_batch`.
     staged: Vec<Staged>,
+    /// fsyncs each staged file in the background (started with the first one).
+    syncer: Option<Syncer>,
 }
 
-/// A complete message in `tmp/`, not yet durable or visible.
+/// A complete message in `tmp/`, not yet known durable, not visible.
 #[derive(Debug)]
 struct Staged {
-    file: File,
+    /// The number its fsync has in the [`Syncer`].
+    id: u64,
     tmp: PathBuf,
     target: PathBuf,
     synced: bool,
+}
+
+/// fsyncs staged files on [`SYNC_THREADS`] threads as soon as they are staged, so that a
+/// batch becomes durable while the next messages download instead of after them. Every
+/// file is fsynced itself (never `syncfs`, which FUSE filesystems do not pass on and which
+/// before Linux 5.8 hid write errors); [`Syncer::wait`] collects the answers.
+#[derive(Debug)]
+struct Syncer {
+    jobs: Option<mpsc::Sender<(u64, File)>>,
+    done: mpsc::Receiver<(u64, io::Result<()>)>,
+    /// Answers that arrived for files nobody waits for yet.
+    early: std::collections::HashMap<u64, io::Result<()>>,
+    next_id: u64,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start() -> io::Result<Syncer> {
+        let (jobs, queue) = mpsc::channel::<(u64, File)>();
+        let (report, done) = mpsc::channel();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut workers = Vec::with_capacity(SYNC_THREADS);
+        for _ in 0..SYNC_THREADS {
+            let queue = Arc::clone(&queue);
+            let report = report.clone();
+            let worker = std::thread::Builder::new()
+                .name("pop3-fsync".into())
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job, not during the fsync.
+                        let job = queue.lock().map(|q| q.recv());
+                        let Ok(Ok((id, file))) = job else { return };
+                        if report.send((id, file.sync_all())).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            workers.push(worker);
+        }
+        Ok(Syncer {
+            jobs: Some(jobs),
+            done,
+            early: std::collections::HashMap::new(),
+            next_id: 0,
+            workers,
+        })
+    }
+
+    /// Start the fsync of `file`; returns the number to wait for.
+    fn submit(&mut self, file: File) -> io::Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send((id, file)));
+        match sent {
+            Some(Ok(())) => Ok(id),
+            _ => Err(io::Error::other("the fsync threads are gone")),
+        }
+    }
+
+    /// Wait until the fsync of `id` has finished; its result.
+    fn wait(&mut self, id: u64) -> io::Result<()> {
+        loop {
+            if let Some(result) = self.early.remove(&id) {
+                return result;
+            }
+            match self.done.recv() {
+                Ok((got, result)) if got == id => return result,
+                Ok((got, result)) => {
+                    self.early.insert(got, result);
+                }
+                Err(_) => return Err(io::Error::other("the fsync threads are gone")),
+            }
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // Closing the queue ends the workers once they have finished what they hold.
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
 }
 
 impl Maildir {
@@ -110,6 +198,7 @@ impl Maildir {
             root: root.to_path_buf(),
             host: sanitize_host(&fsutil::hostname()),
             staged: Vec::new(),
+            syncer: None,
         };
         maildir.clean_tmp(SystemTime::now());
         Ok(maildir)
@@ -190,6 +279,7 @@ impl Maildir {
                         size: 0,
                         failed: false,
                         staged: &mut self.staged,
+                        syncer: &mut self.syncer,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((tmp, e)),
@@ -241,24 +331,39 @@ impl Sink for Maildir {
         BATCH
     }
 
-    /// An fsync of every staged file, [`SYNC_THREADS`] at a time, so that each file's
-    /// durability is the filesystem's answer about that file (a `syncfs` never reaches a
-    /// FUSE daemon, and before Linux 5.8 it did not even report write errors).
+    /// Wait for the fsync of every staged file (each started when it was staged, see
+    /// [`Syncer`]), so that each file's durability is the filesystem's answer about that
+    /// file. The first failure is the error, naming its file.
     fn sync_batch(&mut self) -> Result<()> {
-        let pending: Vec<&mut Staged> = self.staged.iter_mut().filter(|s| !s.synced).collect();
-        let files: Vec<&File> = pending.iter().map(|s| &s.file).collect();
-        crate::crashpoint::hit("maildir.fsync", files.len());
-        sync_files(&files).map_err(|(i, e)| {
-            Error::with_source(
-                ErrorKind::Io,
-                format!("cannot fsync {}", pending[i].tmp.display()),
-                e,
-            )
-        })?;
-        for s in pending {
-            s.synced = true;
+        let pending = self.staged.iter().filter(|s| !s.synced).count();
+        crate::crashpoint::hit("maildir.fsync", pending);
+        let Some(syncer) = self.syncer.as_mut() else {
+            return if pending == 0 {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    ErrorKind::Internal,
+                    "staged without fsync threads",
+                ))
+            };
+        };
+        let mut failure = None;
+        for s in self.staged.iter_mut().filter(|s| !s.synced) {
+            // Wait for every one, also after a failure, so that no answer is left behind.
+            match syncer.wait(s.id) {
+                Ok(()) => s.synced = true,
+                Err(e) => {
+                    failure.get_or_insert_with(|| {
+                        Error::with_source(
+                            ErrorKind::Io,
+                            format!("cannot fsync {}", s.tmp.display()),
+                            e,
+                        )
+                    });
+                }
+            }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     /// Rename every synced message into `new/`, then fsync `new/`. On error, whatever was
@@ -364,40 +469,6 @@ impl Drop for Maildir {
     }
 }
 
-/// fsync every file, up to [`SYNC_THREADS`] at once (this thread is one of them). On error,
-/// the index of a file that failed; the others may or may not be durable.
-fn sync_files(files: &[&File]) -> std::result::Result<(), (usize, io::Error)> {
-    if files.len() <= 1 {
-        return files
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, f)| f.sync_all().map_err(|e| (i, e)));
-    }
-    let next = AtomicUsize::new(0);
-    let work = || -> std::result::Result<(), (usize, io::Error)> {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(file) = files.get(i) else {
-                return Ok(());
-            };
-            file.sync_all().map_err(|e| (i, e))?;
-        }
-    };
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..files.len().min(SYNC_THREADS))
-            .map(|_| scope.spawn(work))
-            .collect();
-        let mut result = work();
-        for helper in helpers {
-            let r = helper
-                .join()
-                .unwrap_or_else(|_| Err((0, io::Error::other("an fsync thread panicked"))));
-            result = result.and(r);
-        }
-        result
-    })
-}
-
 /// A token names a file directly in `tmp/`: no separator, not `.` or `..`, not empty.
 fn is_plain_name(token: &str) -> bool {
     !token.is_empty() && token != "." && token != ".." && !token.contains(['/', '\0'])
@@ -445,6 +516,8 @@ struct MaildirPending<'a> {
     failed: bool,
     /// The Maildir's batch, for `stage`.
     staged: &'a mut Vec<Staged>,
+    /// The Maildir's fsync threads, started by the first `stage`.
+    syncer: &'a mut Option<Syncer>,
 }
 
 impl MaildirPending<'_> {
@@ -537,12 +610,27 @@ impl Pending for MaildirPending<'_> {
             return Err(self.io_error("cannot write", &self.tmp, e));
         }
         let (file, _) = out.into_parts();
+        if self.syncer.is_none() {
+            let started = Syncer::start().map_err(|e| {
+                Error::with_source(ErrorKind::Io, "cannot start the fsync threads", e)
+            })?;
+            *self.syncer = Some(started);
+        }
+        let Some(syncer) = self.syncer.as_mut() else {
+            return Err(Error::new(ErrorKind::Internal, "no fsync threads"));
+        };
+        // The fsync starts now, while the next message downloads; `sync_batch` waits.
+        let id = syncer.submit(file).map_err(|e| {
+            // Nothing will publish it: take it back out of tmp/ now.
+            let _ = fs::remove_file(&self.tmp);
+            self.io_error("cannot fsync", &self.tmp, e)
+        })?;
         let target = self
             .root
             .join("new")
             .join(format!("{},S={}", self.name, self.size));
         let staged = Staged {
-            file,
+            id,
             tmp: self.tmp.clone(),
             target,
             synced: false,
@@ -973,19 +1061,25 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_fsynced_by_several_threads_and_all_files_arrive() {
-        let files: Vec<File> = (0..40).map(|_| tempfile::tempfile().unwrap()).collect();
-        let refs: Vec<&File> = files.iter().collect();
-        sync_files(&refs).unwrap();
-        sync_files(&refs[..1]).unwrap();
-        sync_files(&[]).unwrap();
-        // A descriptor that cannot be fsynced is reported with its index.
+    fn the_fsync_threads_answer_each_file_in_any_order() {
+        let mut syncer = Syncer::start().unwrap();
+        let ids: Vec<u64> = (0..40)
+            .map(|_| syncer.submit(tempfile::tempfile().unwrap()).unwrap())
+            .collect();
+        // Waited for out of order: answers that come early are kept.
+        for id in ids.iter().rev() {
+            syncer.wait(*id).unwrap();
+        }
+        // A descriptor that cannot be fsynced is reported for that file only.
         let (r, w) = std::io::pipe().unwrap();
-        let bad = [File::from(std::os::fd::OwnedFd::from(w))];
-        let mixed: Vec<&File> = refs[..5].iter().copied().chain(bad.iter()).collect();
+        let good = syncer.submit(tempfile::tempfile().unwrap()).unwrap();
+        let bad = syncer
+            .submit(File::from(std::os::fd::OwnedFd::from(w)))
+            .unwrap();
         drop(r);
-        let (i, _) = sync_files(&mixed).unwrap_err();
-        assert_eq!(i, 5);
+        assert!(syncer.wait(bad).is_err());
+        syncer.wait(good).unwrap();
+        drop(syncer); // the workers end
     }
 
     /// Not a check: the cost of the group commit. 2000 messages of 4.5 KB through batches
