@@ -15,9 +15,10 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Target, is_recorded, list_files, plain_server, state_file, toml_str};
+use crate::support::account::{Target, is_recorded, state_file, toml_str};
 use crate::support::env::{TestEnv, text};
-use crate::support::server::{Message, PASSWORD, USER};
+use crate::support::mailbox::list_files;
+use crate::support::server::{Message, PASSWORD, USER, plain_server};
 
 /// A second secret, for a variable that an account names in `password.env`.
 const OTHER_PASSWORD: &str = "other-Pa55-for-env";

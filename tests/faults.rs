@@ -15,11 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{
-    Tally, Target, account, is_recorded, list_files, parse_mbox, plain_server, state_file, tally,
-};
+use crate::support::account::{Target, account, is_recorded, state_file};
 use crate::support::env::{TestEnv, text};
-use crate::support::server::{Fault, Message, sample_messages};
+use crate::support::mailbox::{Tally, list_files, parse_mbox, tally};
+use crate::support::server::{Fault, Message, plain_server, sample_messages};
 
 // ---------------------------------------------------------------------------------------
 // The cutting proxy.

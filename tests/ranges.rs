@@ -8,9 +8,9 @@ use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Target, account, plain_server};
+use crate::support::account::{Target, account};
 use crate::support::env::{TestEnv, text};
-use crate::support::server::{Message, TestServer};
+use crate::support::server::{Message, TestServer, plain_server};
 
 fn message(uidl: &str) -> Message {
     Message {

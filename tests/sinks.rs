@@ -9,8 +9,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Target, account, is_recorded, parse_mbox, state_file, without_received};
-use crate::support::env::{TestEnv, delivered_form, text};
+use crate::support::account::{Target, account, is_recorded, state_file};
+use crate::support::env::{TestEnv, delivered_form, text, without_received};
+use crate::support::mailbox::parse_mbox;
 use crate::support::server::{Fault, Message, TestServer};
 
 fn msg(uidl: &str, subject: &str, body_lines: usize) -> Message {

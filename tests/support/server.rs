@@ -189,13 +189,6 @@ impl ServerBuilder {
         self
     }
 
-    /// The accepted user name and password (default [`USER`], [`PASSWORD`]).
-    pub fn credentials(mut self, user: &str, password: &str) -> Self {
-        self.user = user.to_string();
-        self.password = password.to_string();
-        self
-    }
-
     /// Behave like Gmail: a session lists at most `cap` messages, and a message retrieved
     /// once is hidden from every later session, DELE or not.
     pub fn session_cap(mut self, cap: usize) -> Self {
@@ -240,12 +233,6 @@ impl ServerBuilder {
     /// Stop accepting after this long (default 60 s).
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
-        self
-    }
-
-    /// Read and write timeout of every connection (default 10 s).
-    pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout;
         self
     }
 
@@ -457,4 +444,12 @@ impl Drop for TestServer {
             let _ = handle.join();
         }
     }
+}
+
+/// A plain-TCP server with these messages that accepts many connections.
+pub fn plain_server(messages: Vec<Message>) -> TestServer {
+    TestServer::builder()
+        .messages(messages)
+        .max_connections(64)
+        .start()
 }
