@@ -279,7 +279,7 @@ fn second_sigterm_exits_at_once_and_loses_nothing() {
     // Whatever was not recorded is fetched by the next run: every message arrives, at
     // most one of them twice (DESIGN.md invariant 3).
     server.clear_faults();
-    env.cmd().arg("fetch").assert().code(0);
+    env.fetch_ok(&[]);
     let mut delivered = env.delivered();
     assert!(delivered.len() <= 4, "more than one duplicate");
     delivered.dedup();

@@ -249,7 +249,7 @@ fn check_exits_0_with_new_mail_and_1_without() {
         "check sent RETR"
     );
 
-    env.cmd().arg("fetch").assert().code(0);
+    env.fetch_ok(&[]);
     env.cmd().arg("check").assert().code(1);
 }
 
@@ -706,7 +706,7 @@ fn probe_host_port_shows_capabilities_tls_version_and_certificate_fingerprint() 
 #[test]
 fn list_json_describes_each_message() {
     let (server, _certs, env) = setup("");
-    env.cmd().args(["fetch"]).assert().code(0);
+    env.fetch_ok(&[]);
     server.add_message(
         "uid-0004-later",
         b"From: Erin <erin@example.org>\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n\r\nhi\r\n",

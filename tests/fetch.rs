@@ -298,8 +298,7 @@ fn verbose_trace_shows_the_protocol_but_never_the_password() {
 #[test]
 fn verbose_prints_one_summary_line_naming_the_account() {
     let (_server, _certs, env) = setup("");
-    let out = env.cmd().args(["fetch", "-v"]).assert().code(0);
-    let stderr = text(&out.get_output().stderr);
+    let stderr = env.fetch_ok(&["-v"]);
     assert!(
         stderr
             .lines()

@@ -31,17 +31,6 @@ fn setup(extra: &str) -> (TestServer, TestEnv) {
     (server, env)
 }
 
-fn run_ok(env: &TestEnv, args: &[&str]) -> String {
-    let out = env.cmd().args(args).output().expect("run pop3");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "pop3 {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stderr)
-}
-
 fn has_verb(server: &TestServer, verb: &str) -> bool {
     server.verbs().iter().any(|v| v == verb)
 }
@@ -60,13 +49,13 @@ fn numbered(n: usize) -> Vec<Message> {
 #[test]
 fn delete_after_deletes_seen_messages_once_they_are_old_enough() {
     let (server, env) = setup("delete_after = \"1s\"\n");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(env.delivered(), bodies(&sample_messages()));
     assert!(!has_verb(&server, "DELE"), "DELE on the first run");
     assert_eq!(server.messages(), sample_messages(), "deleted too early");
 
     std::thread::sleep(Duration::from_millis(2100));
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert!(
         server.messages().is_empty(),
         "old messages not deleted: {:?}",
@@ -76,7 +65,7 @@ fn delete_after_deletes_seen_messages_once_they_are_old_enough() {
 
     // A message that arrives now is fetched but, being new, not deleted yet.
     server.add_message("uid-0004-later", b"Subject: later\r\n\r\nlater\r\n");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(env.new_files().len(), 4);
     assert_eq!(server.uidls(), ["uid-0004-later"]);
 }
@@ -84,7 +73,7 @@ fn delete_after_deletes_seen_messages_once_they_are_old_enough() {
 #[test]
 fn max_size_leaves_big_messages_on_the_server_and_says_so() {
     let (server, env) = setup("max_size = \"1k\"\n");
-    let stderr = run_ok(&env, &["fetch", "--delete"]);
+    let stderr = env.fetch_ok(&["--delete"]);
     let samples = sample_messages();
     assert_eq!(env.delivered(), bodies(&samples[..2]));
     assert!(
@@ -100,7 +89,7 @@ fn max_size_leaves_big_messages_on_the_server_and_says_so() {
     // Not recorded as seen: raising the limit fetches it.
     let target = Target::Maildir(env.maildir.clone());
     env.write_config(&account(server.port(), &target, "max_size = \"1M\"\n"));
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     assert_eq!(env.delivered(), bodies(&samples));
     assert!(server.messages().is_empty());
 }
@@ -108,7 +97,7 @@ fn max_size_leaves_big_messages_on_the_server_and_says_so() {
 #[test]
 fn max_size_flag_leaves_big_messages_on_the_server() {
     let (server, env) = setup("");
-    let stderr = run_ok(&env, &["fetch", "--delete", "--max-size", "1k"]);
+    let stderr = env.fetch_ok(&["--delete", "--max-size", "1k"]);
     let samples = sample_messages();
     assert_eq!(env.delivered(), bodies(&samples[..2]));
     assert!(
@@ -116,7 +105,7 @@ fn max_size_flag_leaves_big_messages_on_the_server() {
         "no word about the big message: {stderr:?}"
     );
     assert_eq!(server.uidls(), ["uid-0003-big"]);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     assert_eq!(env.delivered(), bodies(&samples));
     assert!(server.messages().is_empty());
 }
@@ -132,7 +121,7 @@ fn limit_fetches_n_per_run_in_server_order() {
     ));
     let all = numbered(5);
     for (run, expect) in [(1, 2), (2, 4), (3, 5), (4, 5)] {
-        run_ok(&env, &["fetch", "--limit", "2"]);
+        env.fetch_ok(&["--limit", "2"]);
         assert_eq!(
             env.delivered(),
             bodies(&all[..expect]),
@@ -175,7 +164,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(!state.exists(), "the dry run wrote a state file");
 
     // With one message seen, a size limit and --delete: all three kinds of line.
-    run_ok(&env, &["fetch", "--limit", "1"]);
+    env.fetch_ok(&["--limit", "1"]);
     let state_before = fs::read(&state).expect("state file after a fetch");
     let files_before = env.new_files();
     let sessions_before = server.sessions().len();
@@ -210,7 +199,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 #[test]
 fn add_received_false_delivers_the_messages_byte_for_byte() {
     let (_server, env) = setup("add_received = false\n");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     let mut raw = env.delivered_raw();
     raw.sort();
     for m in &raw {
@@ -225,9 +214,9 @@ fn add_received_false_delivers_the_messages_byte_for_byte() {
 #[test]
 fn all_with_delete_fetches_seen_messages_again_and_empties_the_server() {
     let (server, env) = setup("");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(env.new_files().len(), 3);
-    run_ok(&env, &["fetch", "--all", "--delete"]);
+    env.fetch_ok(&["--all", "--delete"]);
     let mut twice: Vec<Vec<u8>> = bodies(&sample_messages())
         .into_iter()
         .flat_map(|m| [m.clone(), m])
@@ -263,7 +252,7 @@ fn mbox_delivery_quotes_from_lines_and_appends_only_new_messages() {
     fs::create_dir_all(mbox.parent().unwrap()).unwrap();
     let target = Target::Mbox(mbox.clone());
     env.write_config(&account(server.port(), &target, ""));
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
 
     let data = fs::read(&mbox).expect("mbox written");
     assert!(data.starts_with(b"From "), "no separator first");
@@ -310,7 +299,7 @@ fn mbox_delivery_quotes_from_lines_and_appends_only_new_messages() {
     );
 
     // The second run appends only the new message and leaves the rest byte for byte.
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(
         fs::read(&mbox).unwrap(),
         data,
@@ -318,7 +307,7 @@ fn mbox_delivery_quotes_from_lines_and_appends_only_new_messages() {
     );
     let later = b"From: Dave <dave@example.org>\r\nSubject: later\r\n\r\nFrom later\r\n".to_vec();
     server.add_message("uid-0005-later", &later);
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     let after = fs::read(&mbox).unwrap();
     assert!(after.starts_with(&data), "earlier messages rewritten");
     let appended = parse_mbox(&after[data.len()..]);
@@ -348,7 +337,7 @@ fn mda_gets_the_message_the_environment_and_the_sender() {
     let toml = account(server.port(), &Target::Maildir(env.maildir.clone()), "")
         .replace(&Target::Maildir(env.maildir.clone()).toml(), &deliver);
     env.write_config(&toml);
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
 
     for m in &messages {
         let delivered = fs::read(dir.join(&m.uidl)).expect("MDA output for each UIDL");
@@ -419,7 +408,7 @@ fn mda_exit_75_is_a_temporary_failure_that_records_and_deletes_nothing() {
 
     let dir = env.root().join("mda-out");
     working_mda(&env, &server, &dir);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     let raw: Vec<Vec<u8>> = list_files(&dir)
         .iter()
         .map(|p| fs::read(p).unwrap())
@@ -433,9 +422,7 @@ fn mda_exit_75_is_a_temporary_failure_that_records_and_deletes_nothing() {
 fn mda_failure_is_74_with_the_mda_error_text() {
     let (server, env) =
         mda_setup("cat > /dev/null; echo 'quota exceeded for alice (mda-test)' >&2; exit 1");
-    let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    let stderr = env.fetch_code(&["--delete"], 74);
     assert!(
         stderr.contains("quota exceeded for alice (mda-test)"),
         "the MDA's message is missing: {stderr}"
@@ -445,7 +432,7 @@ fn mda_failure_is_74_with_the_mda_error_text() {
 
     let dir = env.root().join("mda-out");
     working_mda(&env, &server, &dir);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     assert_eq!(
         list_files(&dir).len(),
         3,
@@ -487,7 +474,7 @@ fn procmail_as_mda_delivers_into_a_maildir() {
     let target = Target::Maildir(env.maildir.clone());
     let toml = account(server.port(), &target, "").replace(&target.toml(), &deliver);
     env.write_config(&toml);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     let raw = Target::Maildir(maildir).delivered_raw();
     let originals: Vec<Vec<u8>> = sample_messages().into_iter().map(|m| m.body).collect();
     assert_eq!(

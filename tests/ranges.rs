@@ -318,7 +318,7 @@ fn command_line_values_at_their_bounds_are_accepted() {
     );
     assert!(env.new_files().is_empty());
     // --limit 1 fetches one of them.
-    env.cmd().args(["fetch", "--limit", "1"]).assert().code(0);
+    env.fetch_ok(&["--limit", "1"]);
     assert_eq!(env.new_files().len(), 1);
     env.cmd()
         .args([

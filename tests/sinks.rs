@@ -123,8 +123,7 @@ fn mbox_run_stopped_after_a_refused_retr(stop: Stop) {
 
     server.clear_faults();
     for _ in 0..2 {
-        let out = env.cmd().args(["fetch", "-v"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        env.fetch_ok(&["-v"]);
     }
     let after = mbox_bodies(&mbox);
     for (m, name) in [(&m1, "1"), (&m2, "2"), (&m3, "3")] {

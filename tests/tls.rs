@@ -66,7 +66,7 @@ fn stls_sends_credentials_only_inside_tls() {
 #[test]
 fn stls_capabilities_are_asked_again_inside_tls() {
     let (server, _certs, env) = stls_setup(&[]);
-    env.cmd().arg("fetch").assert().code(0);
+    env.fetch_ok(&[]);
     let commands = server.commands();
     assert!(
         commands.iter().any(|c| c.tls && c.verb() == "CAPA"),

@@ -118,6 +118,29 @@ impl TestEnv {
         cmd
     }
 
+    /// Run `pop3 fetch ARGS...` and check that it exits with `code`; the failure message
+    /// shows stderr. Returns stderr (lossy UTF-8) for further checks.
+    pub fn fetch_code(&self, args: &[&str], code: i32) -> String {
+        let out = self
+            .cmd()
+            .arg("fetch")
+            .args(args)
+            .output()
+            .expect("run pop3");
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "pop3 fetch {args:?}: {stderr}"
+        );
+        stderr
+    }
+
+    /// [`TestEnv::fetch_code`] expecting success (exit 0).
+    pub fn fetch_ok(&self, args: &[&str]) -> String {
+        self.fetch_code(args, 0)
+    }
+
     /// The same environment as [`TestEnv::cmd`] for a `pop3` that runs in the background
     /// (std's Command: spawn, then wait or kill). stdin is null, stdout and stderr piped.
     pub fn std_cmd(&self) -> std::process::Command {
