@@ -162,12 +162,7 @@ fn sigterm_while_idle_exits_75_at_once_and_the_state_is_saved() {
     assert!(took < Duration::from_secs(2), "took {took:?} to exit");
 
     // A rerun delivers nothing new.
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
 }
 
@@ -243,12 +238,7 @@ fn sigterm_during_a_large_message_finishes_it_records_it_and_quits() {
 
     // Recorded: a rerun fetches nothing.
     server.clear_faults();
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
 }
 

@@ -467,19 +467,9 @@ fn jobs_2_lets_a_fast_account_finish_while_a_slow_one_stalls() {
 fn cron_success_prints_nothing_at_all() {
     let (_server, _certs, env) = setup("");
     // assert_cmd: stdin an empty pipe, stdout and stderr pipes; none is a terminal.
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
 }
 
 #[test]

@@ -141,6 +141,18 @@ impl TestEnv {
         self.fetch_code(args, 0)
     }
 
+    /// Run `pop3 fetch ARGS...` and expect exit 0 with nothing on stdout or stderr (a
+    /// normal run prints nothing).
+    pub fn fetch_quiet(&self, args: &[&str]) {
+        self.cmd()
+            .arg("fetch")
+            .args(args)
+            .assert()
+            .code(0)
+            .stdout("")
+            .stderr("");
+    }
+
     /// The same environment as [`TestEnv::cmd`] for a `pop3` that runs in the background
     /// (std's Command: spawn, then wait or kill). stdin is null, stdout and stderr piped.
     pub fn std_cmd(&self) -> std::process::Command {
