@@ -15,9 +15,10 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Target, is_recorded, list_files, plain_server, state_file, toml_str};
+use crate::support::account::{Target, is_recorded, state_file, toml_str};
 use crate::support::env::{TestEnv, text};
-use crate::support::server::{Message, PASSWORD, USER};
+use crate::support::mailbox::list_files;
+use crate::support::server::{Message, PASSWORD, USER, plain_server};
 
 /// A second secret, for a variable that an account names in `password.env`.
 const OTHER_PASSWORD: &str = "other-Pa55-for-env";
@@ -228,9 +229,7 @@ fn mda_timeout_ends_the_whole_process_group() {
         &line,
     ));
     let t0 = Instant::now();
-    let out = env.cmd().args(["fetch", "test"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    let stderr = env.fetch_code(&["test"], 75);
     assert!(stderr.contains("timed out"), "{stderr}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     // Everything in the string would have finished 2 s after it started.
@@ -294,9 +293,7 @@ fn password_command_timeout_exits_75_and_frees_the_account_lock() {
     let rest = Target::Maildir(env.maildir.clone()).toml();
     env.write_config(&config(server.port(), &password, &rest));
     let t0 = Instant::now();
-    let out = env.cmd().args(["fetch", "test"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    let stderr = env.fetch_code(&["test"], 75);
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(stderr.contains("account test"), "{stderr}");
     assert!(stderr.contains("password.command \"sh -c\""), "{stderr}");
@@ -312,8 +309,7 @@ fn password_command_timeout_exits_75_and_frees_the_account_lock() {
     // The lock is free: the next run, with a command that answers, fetches.
     let password = format!("password.command = [\"echo\", \"{PASSWORD}\"]\n");
     env.write_config(&config(server.port(), &password, &rest));
-    let out = env.cmd().args(["fetch", "test"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.fetch_ok(&["test"]);
     assert_eq!(env.new_files().len(), 1);
 }
 
@@ -343,9 +339,7 @@ fn lock_held_message_names_the_holder_pid_and_start_time() {
         );
         thread::sleep(Duration::from_millis(10));
     }
-    let out = env.cmd().args(["fetch", "test"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    let stderr = env.fetch_code(&["test"], 75);
     assert!(stderr.contains("already fetching"), "{stderr}");
     assert!(
         stderr.contains(&format!("held by pid {pid} since ")),

@@ -1,5 +1,5 @@
 //! The one integration-test binary: every module below runs the real `pop3` executable
-//! against the scripted test server (tests/support/server.rs) or a private Dovecot.
+//! against the scripted test server (tests/support/server/) or a private Dovecot.
 
 mod support;
 

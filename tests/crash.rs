@@ -80,12 +80,7 @@ fn drop_in_the_middle_of_retr_loses_nothing_and_rerun_delivers_each_once() {
     assert_eq!(server.messages(), sample_messages(), "deleted after a drop");
 
     server.clear_faults();
-    env.cmd()
-        .args(["fetch", "--delete"])
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&["--delete"]);
     assert_only_complete_messages(&env);
     assert_eq!(
         env.delivered(),
@@ -103,12 +98,7 @@ fn drop_in_the_first_retr_delivers_nothing_and_rerun_delivers_all() {
     assert_only_complete_messages(&env);
     assert!(env.new_files().is_empty(), "{:?}", env.new_files());
     server.clear_faults();
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.delivered(), all_bodies());
 }
 
@@ -132,12 +122,7 @@ fn drop_before_the_quit_reply_keeps_messages_on_server_and_recorded() {
 
     // Recorded: a rerun delivers nothing new, and this time the deletions count.
     server.clear_faults();
-    env.cmd()
-        .args(["fetch", "--delete"])
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&["--delete"]);
     assert_eq!(
         env.delivered(),
         all_bodies(),
@@ -161,12 +146,7 @@ fn drop_during_dele_keeps_messages_on_server_and_recorded() {
     let delivered = env.new_files().len();
 
     server.clear_faults();
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(
         env.delivered(),
         all_bodies(),
@@ -206,12 +186,7 @@ fn retr_err_fails_but_keeps_earlier_messages_delivered_and_recorded() {
     assert_eq!(server.messages(), sample_messages());
 
     server.clear_faults();
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(
         env.delivered(),
         all_bodies(),
@@ -281,12 +256,7 @@ fn kill_during_a_body_loses_nothing_and_duplicates_at_most_one() {
     assert_eq!(server.messages(), sample_messages(), "deleted without QUIT");
 
     server.clear_faults();
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     let delivered = env.delivered();
     let all = all_bodies();
     for message in &all {

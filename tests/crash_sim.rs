@@ -19,7 +19,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::env::{TestEnv, delivered_form, strip_received, text};
+use crate::support::env::{TestEnv, delivered_form, text, without_received};
+use crate::support::mailbox::{list_files, parse_mbox};
 use crate::support::server::{Fault, Message, PASSWORD, TestServer, USER};
 
 /// The exit status of a run ended at a crash point (pop3::crashpoint::EXIT_STATUS).
@@ -97,24 +98,21 @@ impl Mailbox {
         let raw: Vec<Vec<u8>> = match self.target {
             Target::Maildir => ["new", "cur"]
                 .iter()
-                .flat_map(|sub| files(&self.path.join(sub)))
+                .flat_map(|sub| list_files(&self.path.join(sub)))
                 .map(|f| fs::read(f).unwrap())
                 .collect(),
-            Target::Mda => files(&self.path)
+            Target::Mda => list_files(&self.path)
                 .into_iter()
                 .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
                 .map(|f| fs::read(f).unwrap())
                 .collect(),
-            Target::Mbox => split_mbox(&fs::read(&self.path).unwrap_or_default()),
+            Target::Mbox => parse_mbox(&fs::read(&self.path).unwrap_or_default())
+                .into_iter()
+                .map(|m| m.body)
+                .collect(),
         };
         raw.iter()
-            .map(|m| {
-                if m.starts_with(b"Received:") {
-                    strip_received(m).to_vec()
-                } else {
-                    m.clone()
-                }
-            })
+            .map(|m| without_received(m).unwrap_or(m).to_vec())
             .collect()
     }
 
@@ -122,8 +120,8 @@ impl Mailbox {
     /// files, the mbox dot-lock.
     fn leftovers(&self) -> Vec<PathBuf> {
         match self.target {
-            Target::Maildir => files(&self.path.join("tmp")),
-            Target::Mda => files(&self.path)
+            Target::Maildir => list_files(&self.path.join("tmp")),
+            Target::Mda => list_files(&self.path)
                 .into_iter()
                 .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with('.'))
                 .collect(),
@@ -135,47 +133,6 @@ impl Mailbox {
             }
         }
     }
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    match fs::read_dir(dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Split an mboxrd file into messages: a separator is a `From ` line at the start or after a
-/// blank line; `>From ` lines lose one `>`; the blank line that ends each message is dropped.
-/// A message not ended by a blank line keeps a marker so that it matches nothing.
-fn split_mbox(data: &[u8]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut prev_blank = true;
-    for line in data.split_inclusive(|&b| b == b'\n') {
-        if prev_blank && line.starts_with(b"From ") {
-            out.push(Vec::new());
-            prev_blank = false;
-            continue;
-        }
-        prev_blank = line == b"\n";
-        let Some(current) = out.last_mut() else {
-            out.push(b"<bytes before the first separator>".to_vec());
-            continue;
-        };
-        let quotes = line.iter().take_while(|&&b| b == b'>').count();
-        if quotes > 0 && line[quotes..].starts_with(b"From ") {
-            current.extend_from_slice(&line[1..]);
-        } else {
-            current.extend_from_slice(line);
-        }
-    }
-    for m in &mut out {
-        if m.ends_with(b"\n\n") {
-            m.pop();
-        } else {
-            m.extend_from_slice(b"<no blank line after this message>");
-        }
-    }
-    out
 }
 
 /// One crash: a fresh mailbox and server, a run ended at crash point `at` (or not at all

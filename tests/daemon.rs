@@ -162,12 +162,7 @@ fn sigterm_while_idle_exits_75_at_once_and_the_state_is_saved() {
     assert!(took < Duration::from_secs(2), "took {took:?} to exit");
 
     // A rerun delivers nothing new.
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
 }
 
@@ -243,12 +238,7 @@ fn sigterm_during_a_large_message_finishes_it_records_it_and_quits() {
 
     // Recorded: a rerun fetches nothing.
     server.clear_faults();
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
 }
 
@@ -279,7 +269,7 @@ fn second_sigterm_exits_at_once_and_loses_nothing() {
     // Whatever was not recorded is fetched by the next run: every message arrives, at
     // most one of them twice (DESIGN.md invariant 3).
     server.clear_faults();
-    env.cmd().arg("fetch").assert().code(0);
+    env.fetch_ok(&[]);
     let mut delivered = env.delivered();
     assert!(delivered.len() <= 4, "more than one duplicate");
     delivered.dedup();

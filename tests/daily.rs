@@ -249,7 +249,7 @@ fn check_exits_0_with_new_mail_and_1_without() {
         "check sent RETR"
     );
 
-    env.cmd().arg("fetch").assert().code(0);
+    env.fetch_ok(&[]);
     env.cmd().arg("check").assert().code(1);
 }
 
@@ -467,19 +467,9 @@ fn jobs_2_lets_a_fast_account_finish_while_a_slow_one_stalls() {
 fn cron_success_prints_nothing_at_all() {
     let (_server, _certs, env) = setup("");
     // assert_cmd: stdin an empty pipe, stdout and stderr pipes; none is a terminal.
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
 }
 
 #[test]
@@ -706,7 +696,7 @@ fn probe_host_port_shows_capabilities_tls_version_and_certificate_fingerprint() 
 #[test]
 fn list_json_describes_each_message() {
     let (server, _certs, env) = setup("");
-    env.cmd().args(["fetch"]).assert().code(0);
+    env.fetch_ok(&[]);
     server.add_message(
         "uid-0004-later",
         b"From: Erin <erin@example.org>\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n\r\nhi\r\n",

@@ -15,11 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{
-    Tally, Target, account, is_recorded, list_files, parse_mbox, plain_server, state_file, tally,
-};
+use crate::support::account::{Target, account, is_recorded, state_file};
 use crate::support::env::{TestEnv, text};
-use crate::support::server::{Fault, Message, sample_messages};
+use crate::support::mailbox::{Tally, list_files, parse_mbox, tally};
+use crate::support::server::{Fault, Message, plain_server, sample_messages};
 
 // ---------------------------------------------------------------------------------------
 // The cutting proxy.
@@ -560,8 +559,7 @@ fn retr_err_with_delete_keeps_the_refused_message_and_rerun_delivers_it_once() {
         );
 
         server.clear_faults();
-        let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        env.fetch_ok(&["--delete"]);
         let t = assert_clean(&target, "RETR -ERR, rerun");
         assert_eq!(t.lost, 0, "{kind:?}");
         assert!(
@@ -603,8 +601,7 @@ fn dele_err_keeps_messages_recorded_and_rerun_deletes_them() {
         );
 
         server.clear_faults();
-        let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        env.fetch_ok(&["--delete"]);
         let t2 = assert_clean(&target, "DELE -ERR, rerun");
         assert_eq!(t2.lost, 0, "{kind:?}");
         assert!(t.lost >= t2.lost);
@@ -697,8 +694,7 @@ fn full_target_fails_with_74_records_nothing_for_the_message_and_deletes_nothing
             }
         }
 
-        let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        env.fetch_ok(&["--delete"]);
         let t = assert_clean(&target, "full target, rerun");
         assert_eq!(t.lost, 0, "{kind:?}");
         assert!(server.messages().is_empty());
@@ -712,9 +708,7 @@ fn maildir_that_cannot_be_created_is_73_before_connecting() {
     let file = env.write_file("not-a-directory", "x", 0o600);
     let target = Target::Maildir(file.join("inbox"));
     env.write_config(&account(server.port(), &target, ""));
-    let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(73), "{stderr}");
+    let stderr = env.fetch_code(&["--delete"], 73);
     assert!(
         stderr.contains("not-a-directory"),
         "path not named: {stderr}"
@@ -737,9 +731,7 @@ fn mbox_in_a_missing_directory_is_73_before_connecting() {
     let env = TestEnv::new();
     let target = Target::Mbox(env.root().join("no/such/dir/inbox.mbox"));
     env.write_config(&account(server.port(), &target, ""));
-    let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(73), "{stderr}");
+    let stderr = env.fetch_code(&["--delete"], 73);
     assert!(stderr.contains("no/such/dir"), "path not named: {stderr}");
     assert!(!server.sent_credentials());
     assert_eq!(server.messages(), mailbox());
@@ -760,9 +752,7 @@ fn state_file_damaged_in_the_middle_is_an_error_naming_file_and_line() {
                    1700000000 uid-0002-tricky.!~\n";
     std::fs::create_dir_all(state.parent().unwrap()).unwrap();
     std::fs::write(&state, damaged).unwrap();
-    let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    let stderr = env.fetch_code(&["--delete"], 74);
     assert!(
         stderr.contains(&state.display().to_string()),
         "state file not named: {stderr}"
@@ -792,8 +782,7 @@ fn state_file_with_a_torn_last_line_costs_at_most_one_duplicate() {
         "pop3-uidl 1\n1700000000 uid-0001-plain\n1700000000 uid-0002-tri",
     )
     .unwrap();
-    let out = env.cmd().arg("fetch").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.fetch_ok(&[]);
     let t = tally(&originals(), &target.delivered_raw());
     assert_eq!(
         t.lost_which,
@@ -802,8 +791,7 @@ fn state_file_with_a_torn_last_line_costs_at_most_one_duplicate() {
     );
     assert_eq!(env.new_files().len(), 4);
 
-    let out = env.cmd().arg("fetch").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.fetch_ok(&[]);
     assert_eq!(env.new_files().len(), 4, "delivered again");
     let data = std::fs::read_to_string(&state).unwrap();
     assert!(data.ends_with('\n'), "torn line left: {data:?}");
@@ -831,9 +819,7 @@ fn second_run_for_the_same_account_exits_75_naming_the_lock() {
         assert!(Instant::now() < deadline, "the first run never sent UIDL");
         thread::sleep(Duration::from_millis(5));
     }
-    let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    let stderr = env.fetch_code(&["--delete"], 75);
     let lock = env
         .state_dir()
         .join(format!("alice@127.0.0.1_{}.lock", server.port()));

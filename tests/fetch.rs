@@ -27,15 +27,10 @@ fn bodies(messages: &[Message]) -> Vec<Vec<u8>> {
     delivered_forms(messages.iter().map(|m| m.body.as_slice()))
 }
 
-/// Run `pop3 ARGS...` and expect exit 0 with nothing on stdout or stderr.
-fn quiet_success(env: &TestEnv, args: &[&str]) {
-    env.cmd().args(args).assert().code(0).stdout("").stderr("");
-}
-
 #[test]
 fn fetch_over_implicit_tls_delivers_every_message_byte_for_byte() {
     let (server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
 
     assert_eq!(env.delivered(), bodies(&sample_messages()));
     assert!(
@@ -56,7 +51,7 @@ fn fetch_over_implicit_tls_delivers_every_message_byte_for_byte() {
 #[test]
 fn received_header_names_pop3_and_the_uidl() {
     let (_server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     let raw = env.delivered_raw();
     assert_eq!(raw.len(), 3);
     for uidl in sample_messages().iter().map(|m| m.uidl.clone()) {
@@ -76,9 +71,9 @@ fn received_header_names_pop3_and_the_uidl() {
 #[test]
 fn second_run_fetches_nothing_and_prints_nothing() {
     let (server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     let first = env.new_files();
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files(), first, "second run delivered again");
     assert_eq!(server.connection_count(), 2);
 }
@@ -86,11 +81,11 @@ fn second_run_fetches_nothing_and_prints_nothing() {
 #[test]
 fn message_added_on_server_is_the_only_one_fetched_next() {
     let (server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     let first = env.new_files();
     let extra = extra_message("added later");
     server.add_message("uid-0004-later", &extra);
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     let new: Vec<_> = env
         .new_files()
         .into_iter()
@@ -106,7 +101,7 @@ fn message_added_on_server_is_the_only_one_fetched_next() {
 #[test]
 fn keep_is_the_default_and_leaves_every_message_on_the_server() {
     let (server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     assert_eq!(server.messages(), sample_messages());
     assert!(
         !server.verbs().contains(&"DELE".to_string()),
@@ -117,27 +112,27 @@ fn keep_is_the_default_and_leaves_every_message_on_the_server() {
 #[test]
 fn delete_flag_empties_the_server_and_rerun_delivers_nothing() {
     let (server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch", "--delete"]);
+    env.fetch_quiet(&["--delete"]);
     assert_eq!(env.delivered(), bodies(&sample_messages()));
     assert!(server.messages().is_empty(), "left: {:?}", server.uidls());
-    quiet_success(&env, &["fetch", "--delete"]);
+    env.fetch_quiet(&["--delete"]);
     assert_eq!(env.new_files().len(), 3);
 }
 
 #[test]
 fn keep_false_in_config_empties_the_server() {
     let (server, _certs, env) = setup("keep = false\n");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     assert_eq!(env.delivered(), bodies(&sample_messages()));
     assert!(server.messages().is_empty(), "left: {:?}", server.uidls());
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
 }
 
 #[test]
 fn keep_flag_overrides_keep_false_in_config() {
     let (server, _certs, env) = setup("keep = false\n");
-    quiet_success(&env, &["fetch", "--keep"]);
+    env.fetch_quiet(&["--keep"]);
     assert_eq!(env.new_files().len(), 3);
     assert_eq!(server.messages(), sample_messages());
 }
@@ -145,8 +140,8 @@ fn keep_flag_overrides_keep_false_in_config() {
 #[test]
 fn all_flag_refetches_seen_messages() {
     let (_server, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
-    quiet_success(&env, &["fetch", "--all"]);
+    env.fetch_quiet(&[]);
+    env.fetch_quiet(&["--all"]);
     let mut twice = bodies(&sample_messages());
     twice.extend(bodies(&sample_messages()));
     twice.sort();
@@ -189,7 +184,7 @@ fn list_shows_number_size_uidl_and_new_or_seen() {
     assert_eq!(list_rows(&env), expect(&["new"; 3], &sample_messages()));
     assert!(env.new_files().is_empty(), "list delivered something");
 
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     server.add_message("uid-0004-later", &extra_message("later"));
     let messages = server.messages();
     assert_eq!(
@@ -255,10 +250,15 @@ fn config_flag_is_accepted_after_the_subcommand() {
     let (_server, _certs, env) = setup("");
     let path = config_elsewhere(&env);
     let path = path.to_str().unwrap();
-    quiet_success(&env, &["fetch", "-c", path, "test"]);
+    env.fetch_quiet(&["-c", path, "test"]);
     assert_eq!(env.delivered(), bodies(&sample_messages()));
-    quiet_success(&env, &["-c", path, "fetch", "test"]);
-    quiet_success(&env, &["fetch", "--config", path]);
+    env.cmd()
+        .args(["-c", path, "fetch", "test"])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+    env.fetch_quiet(&["--config", path]);
     assert_eq!(env.new_files().len(), 3);
 }
 
@@ -298,8 +298,7 @@ fn verbose_trace_shows_the_protocol_but_never_the_password() {
 #[test]
 fn verbose_prints_one_summary_line_naming_the_account() {
     let (_server, _certs, env) = setup("");
-    let out = env.cmd().args(["fetch", "-v"]).assert().code(0);
-    let stderr = text(&out.get_output().stderr);
+    let stderr = env.fetch_ok(&["-v"]);
     assert!(
         stderr
             .lines()
@@ -330,7 +329,7 @@ fn a_gmail_like_server_is_emptied_in_one_run_over_several_sessions() {
     let server = builder.start();
     let env = TestEnv::new();
     env.write_config(&env.account_toml("gmail", server.port(), "implicit", Some(certs.ca_file())));
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     assert_eq!(env.delivered(), bodies(&messages));
     // Sessions of 4, 4, 2, then one that brings nothing and ends the run.
     let logins = server
@@ -341,7 +340,7 @@ fn a_gmail_like_server_is_emptied_in_one_run_over_several_sessions() {
     assert_eq!(logins, 4, "{:?}", server.verbs());
     // An ordinary server gets one session.
     let (plain, _certs, env) = setup("");
-    quiet_success(&env, &["fetch"]);
+    env.fetch_quiet(&[]);
     let logins = plain
         .commands()
         .iter()

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::corpus::{self, Kind, Message};
 use crate::support::dovecot::{Dovecot, Listed, Transport, virtual_size};
+use crate::support::env::{delivered_form, without_received};
 
 const USER: &str = "alice";
 const PASS: &str = "s3cret-Dove";
@@ -143,7 +144,7 @@ fn check_delivered(files: &[PathBuf], expected: &[&Message]) {
     let mut problems = Vec::new();
     for f in files {
         let got = fs::read(f).unwrap();
-        let Some(stripped) = corpus::strip_received(&got) else {
+        let Some(stripped) = without_received(&got) else {
             problems.push(format!("{}: does not start with Received:", f.display()));
             continue;
         };
@@ -169,7 +170,7 @@ fn check_delivered(files: &[PathBuf], expected: &[&Message]) {
             problems.push(format!("message {id} was not expected ({})", f.display()));
             continue;
         };
-        let (a, b) = (corpus::normalise(&m.bytes), corpus::normalise(stripped));
+        let (a, b) = (delivered_form(&m.bytes), delivered_form(stripped));
         if a != b {
             problems.push(format!(
                 "message {id} ({:?}) altered: {}",
@@ -252,12 +253,12 @@ fn corpus_is_deterministic_and_well_formed() {
     ]
     .concat();
     assert_eq!(
-        corpus::strip_received(&delivered),
+        without_received(&delivered),
         Some(b"A: b\n\nbody".as_slice())
     );
-    assert_eq!(corpus::strip_received(b"A: b\n"), None);
-    assert_eq!(corpus::normalise(b"a\r\nb"), b"a\nb\n");
-    assert_eq!(corpus::normalise(b"a\nb\n"), b"a\nb\n");
+    assert_eq!(without_received(b"A: b\n"), None);
+    assert_eq!(delivered_form(b"a\r\nb"), b"a\nb\n");
+    assert_eq!(delivered_form(b"a\nb\n"), b"a\nb\n");
 }
 
 /// `check_delivered` accepts a faithful copy and catches an altered, a duplicated, a missing and
@@ -269,7 +270,7 @@ fn interop_checker_catches_problems() {
     let write = |name: &str, m: &Message, edit: &dyn Fn(Vec<u8>) -> Vec<u8>| -> PathBuf {
         let mut lf =
             b"Received: from 127.0.0.1 by test;\n\tMon, 1 Jan 2024 00:00:00 +0000\n".to_vec();
-        lf.extend(corpus::normalise(&m.bytes));
+        lf.extend(delivered_form(&m.bytes));
         let p = dir.path().join(name);
         fs::write(&p, edit(lf)).unwrap();
         p
@@ -299,7 +300,7 @@ fn interop_checker_catches_problems() {
     assert!(fails(altered), "altered message not caught");
     let mut no_received = good.clone();
     no_received[4] = dir.path().join("norec");
-    fs::write(&no_received[4], corpus::normalise(&msgs[4].bytes)).unwrap();
+    fs::write(&no_received[4], delivered_form(&msgs[4].bytes)).unwrap();
     assert!(fails(no_received), "missing Received: not caught");
     let mut crlf = good;
     crlf[5] = write("crlf", &msgs[5], &|v: Vec<u8>| {

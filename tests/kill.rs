@@ -23,8 +23,9 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Tally, Target, account, tally};
+use crate::support::account::{Target, account};
 use crate::support::env::{TestEnv, text};
+use crate::support::mailbox::{Tally, tally};
 use crate::support::server::{Message, TestServer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Regression tests for the paths a hostile review found to lose or alter mail (issue 9),
 //! each through the real binary against the scripted server, named after the invariant.
 
-use crate::support::env::{TestEnv, strip_received, text};
+use crate::support::env::{TestEnv, strip_received};
 use crate::support::server::{Fault, Message, PASSWORD, TestServer, USER};
 
 fn config(env: &TestEnv, port: u16, extra: &str) {
@@ -46,8 +46,7 @@ fn no_loss_dot_after_bare_lf_is_delivered_exactly() {
         .start();
     let env = TestEnv::new();
     config(&env, server.port(), "keep = false\n");
-    let out = env.cmd().arg("fetch").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    env.fetch_ok(&[]);
     let delivered = env.delivered_raw();
     assert_eq!(delivered.len(), 1);
     assert_eq!(
@@ -64,10 +63,9 @@ fn no_loss_all_against_a_capped_server_delivers_each_message_once() {
     let server = gmail_like(6, None);
     let env = TestEnv::new();
     config(&env, server.port(), "");
-    env.cmd().arg("fetch").assert().success();
+    env.fetch_ok(&[]);
     assert_eq!(env.new_files().len(), 6);
-    let out = env.cmd().args(["fetch", "--all"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    env.fetch_ok(&["--all"]);
     assert_eq!(
         env.new_files().len(),
         12,
@@ -81,8 +79,8 @@ fn limit_counts_per_run_against_a_capped_server() {
     let server = gmail_like(6, Some(4));
     let env = TestEnv::new();
     config(&env, server.port(), "");
-    env.cmd().args(["fetch", "--limit", "1"]).assert().success();
+    env.fetch_ok(&["--limit", "1"]);
     assert_eq!(env.new_files().len(), 1);
-    env.cmd().args(["fetch", "--limit", "5"]).assert().success();
+    env.fetch_ok(&["--limit", "5"]);
     assert_eq!(env.new_files().len(), 6);
 }

@@ -4,231 +4,18 @@
 //! `delete_after`, `max_size` / `--max-size`, `--limit`, `--dry-run`, `add_received = false`,
 //! `--all --delete`; mbox (mboxrd quoting, separators, appending), MDA (environment, `%F`,
 //! exit 75 and other failures) and procmail as an MDA.
-//!
-//! The helpers marked `pub(crate)` are shared with `faults.rs` and `kill.rs`.
 
-use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::support::env::{TestEnv, crlf_to_lf, delivered_form, delivered_forms, text};
-use crate::support::server::{Message, PASSWORD, TestServer, USER, sample_messages};
-
-/// Where a test account delivers.
-#[derive(Clone, Debug)]
-pub(crate) enum Target {
-    Maildir(PathBuf),
-    Mbox(PathBuf),
-    /// An MDA that writes each message as a new file in this directory.
-    MdaDir(PathBuf),
-}
-
-impl Target {
-    /// The `deliver.*` line of the account table.
-    pub(crate) fn toml(&self) -> String {
-        match self {
-            Target::Maildir(dir) => format!("deliver.maildir = {}\n", toml_str(dir)),
-            Target::Mbox(path) => format!("deliver.mbox = {}\n", toml_str(path)),
-            Target::MdaDir(dir) => {
-                // A new file per message, named after the time and the shell's pid.
-                let script = "cat > \"$0/$(date +%s%N).$$\"";
-                format!(
-                    "deliver.mda = [\"sh\", \"-c\", {}, {}]\n",
-                    toml_str(script),
-                    toml_str(dir)
-                )
-            }
-        }
-    }
-
-    /// Every message delivered so far, as delivered (the `Received:` header included).
-    /// For an mbox: each message between separators, unquoted (mboxrd).
-    pub(crate) fn delivered_raw(&self) -> Vec<Vec<u8>> {
-        match self {
-            Target::Maildir(dir) => {
-                let mut files = list_files(&dir.join("new"));
-                files.extend(list_files(&dir.join("cur")));
-                files.iter().map(|p| fs::read(p).expect("read")).collect()
-            }
-            Target::Mbox(path) => match fs::read(path) {
-                Ok(data) => parse_mbox(&data).into_iter().map(|m| m.body).collect(),
-                Err(_) => Vec::new(),
-            },
-            Target::MdaDir(dir) => list_files(dir)
-                .iter()
-                .map(|p| fs::read(p).expect("read"))
-                .collect(),
-        }
-    }
-
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Target::Maildir(_) => "maildir",
-            Target::Mbox(_) => "mbox",
-            Target::MdaDir(_) => "mda",
-        }
-    }
-}
-
-/// A TOML string for a path or text.
-pub(crate) fn toml_str(s: impl AsRef<std::ffi::OsStr>) -> String {
-    toml::Value::String(s.as_ref().to_string_lossy().into_owned()).to_string()
-}
-
-/// An `[accounts.test]` table for a plain-TCP test server: USER/PASS allowed in clear, a
-/// 5 s timeout, the given target and `extra` lines.
-pub(crate) fn account(port: u16, target: &Target, extra: &str) -> String {
-    format!(
-        "[accounts.test]\n\
-         host = \"127.0.0.1\"\n\
-         port = {port}\n\
-         user = \"{USER}\"\n\
-         password = \"{PASSWORD}\"\n\
-         tls = \"none\"\n\
-         allow_plaintext_password = true\n\
-         timeout = \"5s\"\n\
-         {}{extra}",
-        target.toml()
-    )
-}
-
-/// The account's state file (`<user>@<host>_<port>.uidl`).
-pub(crate) fn state_file(env: &TestEnv, port: u16) -> PathBuf {
-    env.state_dir()
-        .join(format!("{USER}@127.0.0.1_{port}.uidl"))
-}
-
-/// Whether the state file text holds a seen record `<unix-seconds> <uid>` for `uid`
-/// (DESIGN.md, State; other kinds of line may sit beside the records).
-pub(crate) fn is_recorded(state: &str, uid: &str) -> bool {
-    state.lines().any(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        fields.len() == 2 && fields[0].bytes().all(|b| b.is_ascii_digit()) && fields[1] == uid
-    })
-}
-
-/// Files in `dir` (not directories), sorted; empty when it does not exist.
-pub(crate) fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// One message of an mbox file.
-#[derive(Clone, Debug)]
-pub(crate) struct MboxMessage {
-    /// The `From ` separator line without its LF.
-    pub separator: String,
-    /// The message with one level of `>From ` quoting removed and without the blank line
-    /// that ends it in the mbox. A message not followed by a blank line (a torn append)
-    /// keeps all its bytes, so it never equals a complete message.
-    pub body: Vec<u8>,
-}
-
-/// Split an mboxrd file at its `From ` lines. Bytes before the first separator become a
-/// message with an empty separator (so that they are noticed).
-pub(crate) fn parse_mbox(data: &[u8]) -> Vec<MboxMessage> {
-    let mut out: Vec<MboxMessage> = Vec::new();
-    let mut current: Option<(String, Vec<u8>)> = None;
-    for line in data.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b"From ") {
-            if let Some((sep, body)) = current.take() {
-                out.push(finish_mbox_message(sep, body));
-            }
-            let sep = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
-            current = Some((sep.into_owned(), Vec::new()));
-            continue;
-        }
-        let (_, body) = current.get_or_insert_with(|| (String::new(), Vec::new()));
-        let quoted = line.iter().take_while(|&&b| b == b'>').count();
-        if quoted > 0 && line[quoted..].starts_with(b"From ") {
-            body.extend_from_slice(&line[1..]);
-        } else {
-            body.extend_from_slice(line);
-        }
-    }
-    if let Some((sep, body)) = current.take() {
-        out.push(finish_mbox_message(sep, body));
-    }
-    out
-}
-
-fn finish_mbox_message(separator: String, mut body: Vec<u8>) -> MboxMessage {
-    if body.ends_with(b"\n\n") || body == b"\n" {
-        body.pop();
-    } else {
-        // Not ended by a blank line: mark it so that it matches nothing.
-        body.extend_from_slice(b"\0<no blank line after this message>");
-    }
-    MboxMessage { separator, body }
-}
-
-/// The message without the `Received:` header pop3 prepends; `None` when it does not
-/// start with one.
-pub(crate) fn without_received(message: &[u8]) -> Option<&[u8]> {
-    if !message.starts_with(b"Received:") {
-        return None;
-    }
-    Some(crate::support::env::strip_received(message))
-}
-
-/// How delivered messages compare with the originals.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Tally {
-    /// Originals never delivered.
-    pub lost: usize,
-    /// Delivered messages that match no original (after Received-stripping).
-    pub partial: usize,
-    /// Deliveries beyond the first of an original.
-    pub duplicates: usize,
-    /// Indexes of the lost originals.
-    pub lost_which: Vec<usize>,
-}
-
-/// Compare deliveries (raw, with `Received:`) with the originals as stored on the server.
-pub(crate) fn tally(originals: &[Vec<u8>], delivered_raw: &[Vec<u8>]) -> Tally {
-    let index: HashMap<Vec<u8>, usize> = originals
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (delivered_form(m), i))
-        .collect();
-    assert_eq!(
-        index.len(),
-        originals.len(),
-        "test originals are not unique"
-    );
-    let mut count = vec![0usize; originals.len()];
-    let mut t = Tally::default();
-    for raw in delivered_raw {
-        match without_received(raw).and_then(|m| index.get(m)) {
-            Some(&i) => count[i] += 1,
-            None => t.partial += 1,
-        }
-    }
-    for (i, &c) in count.iter().enumerate() {
-        if c == 0 {
-            t.lost += 1;
-            t.lost_which.push(i);
-        }
-        t.duplicates += c.saturating_sub(1);
-    }
-    t
-}
-
-/// A plain-TCP server with these messages that accepts many connections.
-pub(crate) fn plain_server(messages: Vec<Message>) -> TestServer {
-    TestServer::builder()
-        .messages(messages)
-        .max_connections(64)
-        .start()
-}
+use crate::support::account::{Target, account, is_recorded, state_file, toml_str};
+use crate::support::env::{
+    TestEnv, crlf_to_lf, delivered_form, delivered_forms, text, without_received,
+};
+use crate::support::mailbox::{Tally, list_files, parse_mbox, tally};
+use crate::support::server::plain_server;
+use crate::support::server::{Message, TestServer, sample_messages};
 
 fn bodies(messages: &[Message]) -> Vec<Vec<u8>> {
     delivered_forms(messages.iter().map(|m| m.body.as_slice()))
@@ -242,17 +29,6 @@ fn setup(extra: &str) -> (TestServer, TestEnv) {
     let target = Target::Maildir(env.maildir.clone());
     env.write_config(&account(server.port(), &target, extra));
     (server, env)
-}
-
-fn run_ok(env: &TestEnv, args: &[&str]) -> String {
-    let out = env.cmd().args(args).output().expect("run pop3");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "pop3 {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stderr)
 }
 
 fn has_verb(server: &TestServer, verb: &str) -> bool {
@@ -273,13 +49,13 @@ fn numbered(n: usize) -> Vec<Message> {
 #[test]
 fn delete_after_deletes_seen_messages_once_they_are_old_enough() {
     let (server, env) = setup("delete_after = \"1s\"\n");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(env.delivered(), bodies(&sample_messages()));
     assert!(!has_verb(&server, "DELE"), "DELE on the first run");
     assert_eq!(server.messages(), sample_messages(), "deleted too early");
 
     std::thread::sleep(Duration::from_millis(2100));
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert!(
         server.messages().is_empty(),
         "old messages not deleted: {:?}",
@@ -289,7 +65,7 @@ fn delete_after_deletes_seen_messages_once_they_are_old_enough() {
 
     // A message that arrives now is fetched but, being new, not deleted yet.
     server.add_message("uid-0004-later", b"Subject: later\r\n\r\nlater\r\n");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(env.new_files().len(), 4);
     assert_eq!(server.uidls(), ["uid-0004-later"]);
 }
@@ -297,7 +73,7 @@ fn delete_after_deletes_seen_messages_once_they_are_old_enough() {
 #[test]
 fn max_size_leaves_big_messages_on_the_server_and_says_so() {
     let (server, env) = setup("max_size = \"1k\"\n");
-    let stderr = run_ok(&env, &["fetch", "--delete"]);
+    let stderr = env.fetch_ok(&["--delete"]);
     let samples = sample_messages();
     assert_eq!(env.delivered(), bodies(&samples[..2]));
     assert!(
@@ -313,7 +89,7 @@ fn max_size_leaves_big_messages_on_the_server_and_says_so() {
     // Not recorded as seen: raising the limit fetches it.
     let target = Target::Maildir(env.maildir.clone());
     env.write_config(&account(server.port(), &target, "max_size = \"1M\"\n"));
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     assert_eq!(env.delivered(), bodies(&samples));
     assert!(server.messages().is_empty());
 }
@@ -321,7 +97,7 @@ fn max_size_leaves_big_messages_on_the_server_and_says_so() {
 #[test]
 fn max_size_flag_leaves_big_messages_on_the_server() {
     let (server, env) = setup("");
-    let stderr = run_ok(&env, &["fetch", "--delete", "--max-size", "1k"]);
+    let stderr = env.fetch_ok(&["--delete", "--max-size", "1k"]);
     let samples = sample_messages();
     assert_eq!(env.delivered(), bodies(&samples[..2]));
     assert!(
@@ -329,7 +105,7 @@ fn max_size_flag_leaves_big_messages_on_the_server() {
         "no word about the big message: {stderr:?}"
     );
     assert_eq!(server.uidls(), ["uid-0003-big"]);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     assert_eq!(env.delivered(), bodies(&samples));
     assert!(server.messages().is_empty());
 }
@@ -345,7 +121,7 @@ fn limit_fetches_n_per_run_in_server_order() {
     ));
     let all = numbered(5);
     for (run, expect) in [(1, 2), (2, 4), (3, 5), (4, 5)] {
-        run_ok(&env, &["fetch", "--limit", "2"]);
+        env.fetch_ok(&["--limit", "2"]);
         assert_eq!(
             env.delivered(),
             bodies(&all[..expect]),
@@ -388,7 +164,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(!state.exists(), "the dry run wrote a state file");
 
     // With one message seen, a size limit and --delete: all three kinds of line.
-    run_ok(&env, &["fetch", "--limit", "1"]);
+    env.fetch_ok(&["--limit", "1"]);
     let state_before = fs::read(&state).expect("state file after a fetch");
     let files_before = env.new_files();
     let sessions_before = server.sessions().len();
@@ -423,7 +199,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 #[test]
 fn add_received_false_delivers_the_messages_byte_for_byte() {
     let (_server, env) = setup("add_received = false\n");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     let mut raw = env.delivered_raw();
     raw.sort();
     for m in &raw {
@@ -438,9 +214,9 @@ fn add_received_false_delivers_the_messages_byte_for_byte() {
 #[test]
 fn all_with_delete_fetches_seen_messages_again_and_empties_the_server() {
     let (server, env) = setup("");
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(env.new_files().len(), 3);
-    run_ok(&env, &["fetch", "--all", "--delete"]);
+    env.fetch_ok(&["--all", "--delete"]);
     let mut twice: Vec<Vec<u8>> = bodies(&sample_messages())
         .into_iter()
         .flat_map(|m| [m.clone(), m])
@@ -476,7 +252,7 @@ fn mbox_delivery_quotes_from_lines_and_appends_only_new_messages() {
     fs::create_dir_all(mbox.parent().unwrap()).unwrap();
     let target = Target::Mbox(mbox.clone());
     env.write_config(&account(server.port(), &target, ""));
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
 
     let data = fs::read(&mbox).expect("mbox written");
     assert!(data.starts_with(b"From "), "no separator first");
@@ -523,7 +299,7 @@ fn mbox_delivery_quotes_from_lines_and_appends_only_new_messages() {
     );
 
     // The second run appends only the new message and leaves the rest byte for byte.
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     assert_eq!(
         fs::read(&mbox).unwrap(),
         data,
@@ -531,7 +307,7 @@ fn mbox_delivery_quotes_from_lines_and_appends_only_new_messages() {
     );
     let later = b"From: Dave <dave@example.org>\r\nSubject: later\r\n\r\nFrom later\r\n".to_vec();
     server.add_message("uid-0005-later", &later);
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
     let after = fs::read(&mbox).unwrap();
     assert!(after.starts_with(&data), "earlier messages rewritten");
     let appended = parse_mbox(&after[data.len()..]);
@@ -561,7 +337,7 @@ fn mda_gets_the_message_the_environment_and_the_sender() {
     let toml = account(server.port(), &Target::Maildir(env.maildir.clone()), "")
         .replace(&Target::Maildir(env.maildir.clone()).toml(), &deliver);
     env.write_config(&toml);
-    run_ok(&env, &["fetch"]);
+    env.fetch_ok(&[]);
 
     for m in &messages {
         let delivered = fs::read(dir.join(&m.uidl)).expect("MDA output for each UIDL");
@@ -632,7 +408,7 @@ fn mda_exit_75_is_a_temporary_failure_that_records_and_deletes_nothing() {
 
     let dir = env.root().join("mda-out");
     working_mda(&env, &server, &dir);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     let raw: Vec<Vec<u8>> = list_files(&dir)
         .iter()
         .map(|p| fs::read(p).unwrap())
@@ -646,9 +422,7 @@ fn mda_exit_75_is_a_temporary_failure_that_records_and_deletes_nothing() {
 fn mda_failure_is_74_with_the_mda_error_text() {
     let (server, env) =
         mda_setup("cat > /dev/null; echo 'quota exceeded for alice (mda-test)' >&2; exit 1");
-    let out = env.cmd().args(["fetch", "--delete"]).output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    let stderr = env.fetch_code(&["--delete"], 74);
     assert!(
         stderr.contains("quota exceeded for alice (mda-test)"),
         "the MDA's message is missing: {stderr}"
@@ -658,7 +432,7 @@ fn mda_failure_is_74_with_the_mda_error_text() {
 
     let dir = env.root().join("mda-out");
     working_mda(&env, &server, &dir);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     assert_eq!(
         list_files(&dir).len(),
         3,
@@ -700,7 +474,7 @@ fn procmail_as_mda_delivers_into_a_maildir() {
     let target = Target::Maildir(env.maildir.clone());
     let toml = account(server.port(), &target, "").replace(&target.toml(), &deliver);
     env.write_config(&toml);
-    run_ok(&env, &["fetch", "--delete"]);
+    env.fetch_ok(&["--delete"]);
     let raw = Target::Maildir(maildir).delivered_raw();
     let originals: Vec<Vec<u8>> = sample_messages().into_iter().map(|m| m.body).collect();
     assert_eq!(

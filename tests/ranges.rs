@@ -8,9 +8,9 @@ use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Target, account, plain_server};
+use crate::support::account::{Target, account};
 use crate::support::env::{TestEnv, text};
-use crate::support::server::{Message, TestServer};
+use crate::support::server::{Message, TestServer, plain_server};
 
 fn message(uidl: &str) -> Message {
     Message {
@@ -89,12 +89,7 @@ fn no_loss_longest_delete_after_keeps_what_was_fetched() {
     let env = TestEnv::new();
     config_with(&env, &server, "delete_after", "\"36500d\"");
     for _ in 0..2 {
-        env.cmd()
-            .arg("fetch")
-            .assert()
-            .code(0)
-            .stdout("")
-            .stderr("");
+        env.fetch_quiet(&[]);
     }
     assert_eq!(env.new_files().len(), 2);
     assert_eq!(server.uidls(), ["u1", "u2"], "deleted on the server");
@@ -110,12 +105,7 @@ fn delete_after_zero_is_the_lower_bound_and_deletes_once_fetched() {
     let server = server();
     let env = TestEnv::new();
     config_with(&env, &server, "delete_after", "\"0s\"");
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 2);
     assert!(server.uidls().is_empty(), "left: {:?}", server.uidls());
 }
@@ -318,7 +308,7 @@ fn command_line_values_at_their_bounds_are_accepted() {
     );
     assert!(env.new_files().is_empty());
     // --limit 1 fetches one of them.
-    env.cmd().args(["fetch", "--limit", "1"]).assert().code(0);
+    env.fetch_ok(&["--limit", "1"]);
     assert_eq!(env.new_files().len(), 1);
     env.cmd()
         .args([

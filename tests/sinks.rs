@@ -9,8 +9,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::policy::{Target, account, is_recorded, parse_mbox, state_file, without_received};
-use crate::support::env::{TestEnv, delivered_form, text};
+use crate::support::account::{Target, account, is_recorded, state_file};
+use crate::support::env::{TestEnv, delivered_form, text, without_received};
+use crate::support::mailbox::parse_mbox;
 use crate::support::server::{Fault, Message, TestServer};
 
 fn msg(uidl: &str, subject: &str, body_lines: usize) -> Message {
@@ -122,8 +123,7 @@ fn mbox_run_stopped_after_a_refused_retr(stop: Stop) {
 
     server.clear_faults();
     for _ in 0..2 {
-        let out = env.cmd().args(["fetch", "-v"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        env.fetch_ok(&["-v"]);
     }
     let after = mbox_bodies(&mbox);
     for (m, name) in [(&m1, "1"), (&m2, "2"), (&m3, "3")] {

@@ -36,12 +36,7 @@ fn fetch_fails(env: &TestEnv, code: i32) -> String {
 #[test]
 fn stls_sends_credentials_only_inside_tls() {
     let (server, _certs, env) = stls_setup(&[]);
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     let expected = delivered_forms(sample_messages().iter().map(|m| m.body.as_slice()));
     assert_eq!(env.delivered(), expected);
 
@@ -66,7 +61,7 @@ fn stls_sends_credentials_only_inside_tls() {
 #[test]
 fn stls_capabilities_are_asked_again_inside_tls() {
     let (server, _certs, env) = stls_setup(&[]);
-    env.cmd().arg("fetch").assert().code(0);
+    env.fetch_ok(&[]);
     let commands = server.commands();
     assert!(
         commands.iter().any(|c| c.tls && c.verb() == "CAPA"),
@@ -190,12 +185,7 @@ fn tls_none_without_allow_plaintext_password_refuses_to_send_it() {
 #[test]
 fn tls_none_with_allow_plaintext_password_fetches() {
     let (server, env) = plain_setup("allow_plaintext_password = true\n");
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
     assert!(server.credentials_in_clear(), "the opt-in was used");
 }
@@ -214,12 +204,7 @@ fn pinned_fingerprint_trusts_a_self_signed_certificate() {
         certs.self_signed.sha256_pin()
     ));
     env.write_config(&toml);
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
 }
 
@@ -301,12 +286,7 @@ fn tls_min_version_1_3_against_a_tls12_only_server_fails_with_69() {
         |b| b.implicit_tls(&certs.leaf).tls12_only(),
         &trust_ca(&certs),
     );
-    env.cmd()
-        .arg("fetch")
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+    env.fetch_quiet(&[]);
     assert_eq!(env.new_files().len(), 3);
     drop((server, env));
 

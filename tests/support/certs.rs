@@ -31,10 +31,6 @@ pub struct Identity {
     pub cert_der: Vec<u8>,
     /// The private key, PKCS#8 DER.
     pub key_der: Vec<u8>,
-    /// The certificate, PEM.
-    pub cert_pem: String,
-    /// The private key, PEM.
-    pub key_pem: String,
     /// Where the certificate's PEM file is.
     pub cert_path: PathBuf,
     /// Where the key's PEM file is.
@@ -224,8 +220,6 @@ fn write_identity(
     Identity {
         cert_der,
         key_der: key.serialize_der(),
-        cert_pem,
-        key_pem,
         cert_path,
         key_path,
         spki_der: key.subject_public_key_info(),

@@ -1,6 +1,7 @@
 //! Deterministic test mail: `generate(n, seed)` returns `n` messages of mixed size and content,
-//! with CRLF line endings exactly as they are stored on the server, plus the helpers that put a
-//! delivered copy into a comparable form (`normalise`, `strip_received`, `test_id`).
+//! with CRLF line endings exactly as they are stored on the server, and `test_id` to find the
+//! original of a delivered copy (whose comparable form comes from `env::without_received` and
+//! `env::delivered_form`).
 //!
 //! Every message carries a unique `Message-ID` and an `X-Test-Id: N` header (N = 1..=n). The
 //! "nasty but legal" specials (dot lines, `From ` lines, 8-bit text, 10 000 character lines, no
@@ -591,43 +592,6 @@ pub fn base64_lines(data: &[u8]) -> Vec<Vec<u8>> {
         });
     }
     enc.chunks(76).map(<[u8]>::to_vec).collect()
-}
-
-/// Comparison form: CRLF -> LF, and a final LF added when missing.
-pub fn normalise(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len());
-    let mut i = 0;
-    while i < msg.len() {
-        if msg[i] == b'\r' && msg.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(msg[i]);
-        i += 1;
-    }
-    if !out.ends_with(b"\n") {
-        out.push(b'\n');
-    }
-    out
-}
-
-/// Remove the first header field when it is a `Received:` field (with its continuation lines),
-/// i.e. the trace field pop3 prepends. `None` when the message does not start with one.
-pub fn strip_received(msg: &[u8]) -> Option<&[u8]> {
-    let name = b"received:";
-    if msg.len() < name.len() || !msg[..name.len()].eq_ignore_ascii_case(name) {
-        return None;
-    }
-    let mut pos = 0;
-    loop {
-        match msg[pos..].iter().position(|&b| b == b'\n') {
-            None => return Some(&msg[msg.len()..]),
-            Some(nl) => pos += nl + 1,
-        }
-        if !matches!(msg.get(pos), Some(b' ' | b'\t')) {
-            return Some(&msg[pos..]);
-        }
-    }
 }
 
 /// The value of the first `X-Test-Id:` field in the header section.

@@ -394,10 +394,6 @@ impl Dovecot {
         self.dir.path()
     }
 
-    pub fn config_file(&self) -> &Path {
-        &self.conf
-    }
-
     /// The server log (plus Dovecot's own stdout/stderr), for assertion messages.
     pub fn log(&self) -> String {
         let mut s = String::new();

@@ -2,9 +2,10 @@
 //! config writer, and a `pop3` command that sees only those (no POP3_* or XDG_* variables
 //! from the developer's shell, no RUST_LOG).
 //!
-//! Also the helpers that turn a Maildir back into comparable bytes: list `new/` and `tmp/`,
-//! strip the `Received:` header the client prepends (folded or not), and the form an
-//! original message takes after delivery (LF line ends, a final LF).
+//! Also the helpers that turn a delivered message back into comparable bytes: strip the
+//! `Received:` header the client prepends (folded or not), and the form an original message
+//! takes after delivery (LF line ends, a final LF). Reading mbox files and tallying
+//! deliveries is `mailbox.rs`.
 
 use std::fs;
 use std::io::Write;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tempfile::TempDir;
+
+use super::mailbox::list_files;
 
 /// How long any single `pop3` run may take before the test fails instead of hanging.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -115,6 +118,41 @@ impl TestEnv {
         cmd
     }
 
+    /// Run `pop3 fetch ARGS...` and check that it exits with `code`; the failure message
+    /// shows stderr. Returns stderr (lossy UTF-8) for further checks.
+    pub fn fetch_code(&self, args: &[&str], code: i32) -> String {
+        let out = self
+            .cmd()
+            .arg("fetch")
+            .args(args)
+            .output()
+            .expect("run pop3");
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "pop3 fetch {args:?}: {stderr}"
+        );
+        stderr
+    }
+
+    /// [`TestEnv::fetch_code`] expecting success (exit 0).
+    pub fn fetch_ok(&self, args: &[&str]) -> String {
+        self.fetch_code(args, 0)
+    }
+
+    /// Run `pop3 fetch ARGS...` and expect exit 0 with nothing on stdout or stderr (a
+    /// normal run prints nothing).
+    pub fn fetch_quiet(&self, args: &[&str]) {
+        self.cmd()
+            .arg("fetch")
+            .args(args)
+            .assert()
+            .code(0)
+            .stdout("")
+            .stderr("");
+    }
+
     /// The same environment as [`TestEnv::cmd`] for a `pop3` that runs in the background
     /// (std's Command: spawn, then wait or kill). stdin is null, stdout and stderr piped.
     pub fn std_cmd(&self) -> std::process::Command {
@@ -139,17 +177,12 @@ impl TestEnv {
 
     /// Files in the Maildir's `new/`, sorted by name (empty when it does not exist).
     pub fn new_files(&self) -> Vec<PathBuf> {
-        list_dir(&self.maildir.join("new"))
+        list_files(&self.maildir.join("new"))
     }
 
     /// Files in the Maildir's `tmp/` (empty when it does not exist).
     pub fn tmp_files(&self) -> Vec<PathBuf> {
-        list_dir(&self.maildir.join("tmp"))
-    }
-
-    /// Files in the Maildir's `cur/` (empty when it does not exist).
-    pub fn cur_files(&self) -> Vec<PathBuf> {
-        list_dir(&self.maildir.join("cur"))
+        list_files(&self.maildir.join("tmp"))
     }
 
     /// The messages in `new/` in file-name order, each as delivered (with `Received:`).
@@ -195,34 +228,33 @@ fn write_with_mode(path: &Path, contents: &[u8], mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-fn list_dir(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries.map(|e| e.expect("read dir entry").path()).collect();
-    files.sort();
-    files
-}
-
-/// The message without its first header when that is `Received:`, including its
-/// continuation lines (RFC 5322 folding: lines starting with a space or a TAB). Panics when
-/// the message does not start with `Received:`.
-pub fn strip_received(message: &[u8]) -> &[u8] {
-    assert!(
-        message.starts_with(b"Received:"),
-        "delivered message does not start with a Received: header: {:?}",
-        String::from_utf8_lossy(&message[..message.len().min(200)])
-    );
+/// The message without its first header when that is the `Received:` pop3 prepends,
+/// including its continuation lines (RFC 5322 folding: lines starting with a space or a
+/// TAB); `None` when the message does not start with `Received:`.
+pub fn without_received(message: &[u8]) -> Option<&[u8]> {
+    if !message.starts_with(b"Received:") {
+        return None;
+    }
     let mut rest = message;
     loop {
         match rest.iter().position(|&b| b == b'\n') {
             Some(end) => rest = &rest[end + 1..],
-            None => return &[],
+            None => return Some(&[]),
         }
         if !rest.starts_with(b" ") && !rest.starts_with(b"\t") {
-            return rest;
+            return Some(rest);
         }
     }
+}
+
+/// [`without_received`] for a message that must have the header: panics without it.
+pub fn strip_received(message: &[u8]) -> &[u8] {
+    without_received(message).unwrap_or_else(|| {
+        panic!(
+            "delivered message does not start with a Received: header: {:?}",
+            String::from_utf8_lossy(&message[..message.len().min(200)])
+        )
+    })
 }
 
 /// CRLF becomes LF; lone CR and LF stay.

@@ -1,10 +1,11 @@
 //! Shared test support: a temp HOME and config writer, the scripted POP3 server, test
 //! certificates, and a private Dovecot instance.
-#![allow(dead_code)]
 
 pub mod corpus;
 pub mod dovecot;
 
+pub mod account;
 pub mod certs;
 pub mod env;
+pub mod mailbox;
 pub mod server;
