@@ -31,6 +31,9 @@ _pop3() {
             pop3,help)
                 cmd="pop3__subcmd__help"
                 ;;
+            pop3,import)
+                cmd="pop3__subcmd__import"
+                ;;
             pop3,list)
                 cmd="pop3__subcmd__list"
                 ;;
@@ -39,6 +42,9 @@ _pop3() {
                 ;;
             pop3,probe)
                 cmd="pop3__subcmd__probe"
+                ;;
+            pop3,state)
+                cmd="pop3__subcmd__state"
                 ;;
             pop3__subcmd__generate,completions)
                 cmd="pop3__subcmd__generate__subcmd__completions"
@@ -73,6 +79,9 @@ _pop3() {
             pop3__subcmd__help,help)
                 cmd="pop3__subcmd__help__subcmd__help"
                 ;;
+            pop3__subcmd__help,import)
+                cmd="pop3__subcmd__help__subcmd__import"
+                ;;
             pop3__subcmd__help,list)
                 cmd="pop3__subcmd__help__subcmd__list"
                 ;;
@@ -81,6 +90,9 @@ _pop3() {
                 ;;
             pop3__subcmd__help,probe)
                 cmd="pop3__subcmd__help__subcmd__probe"
+                ;;
+            pop3__subcmd__help,state)
+                cmd="pop3__subcmd__help__subcmd__state"
                 ;;
             pop3__subcmd__help__subcmd__generate,completions)
                 cmd="pop3__subcmd__help__subcmd__generate__subcmd__completions"
@@ -93,6 +105,21 @@ _pop3() {
                 ;;
             pop3__subcmd__help__subcmd__password,set)
                 cmd="pop3__subcmd__help__subcmd__password__subcmd__set"
+                ;;
+            pop3__subcmd__help__subcmd__state,export)
+                cmd="pop3__subcmd__help__subcmd__state__subcmd__export"
+                ;;
+            pop3__subcmd__help__subcmd__state,forget)
+                cmd="pop3__subcmd__help__subcmd__state__subcmd__forget"
+                ;;
+            pop3__subcmd__help__subcmd__state,import)
+                cmd="pop3__subcmd__help__subcmd__state__subcmd__import"
+                ;;
+            pop3__subcmd__help__subcmd__state,list)
+                cmd="pop3__subcmd__help__subcmd__state__subcmd__list"
+                ;;
+            pop3__subcmd__help__subcmd__state,mark-all-seen)
+                cmd="pop3__subcmd__help__subcmd__state__subcmd__mark__subcmd__all__subcmd__seen"
                 ;;
             pop3__subcmd__password,delete)
                 cmd="pop3__subcmd__password__subcmd__delete"
@@ -112,6 +139,42 @@ _pop3() {
             pop3__subcmd__password__subcmd__help,set)
                 cmd="pop3__subcmd__password__subcmd__help__subcmd__set"
                 ;;
+            pop3__subcmd__state,export)
+                cmd="pop3__subcmd__state__subcmd__export"
+                ;;
+            pop3__subcmd__state,forget)
+                cmd="pop3__subcmd__state__subcmd__forget"
+                ;;
+            pop3__subcmd__state,help)
+                cmd="pop3__subcmd__state__subcmd__help"
+                ;;
+            pop3__subcmd__state,import)
+                cmd="pop3__subcmd__state__subcmd__import"
+                ;;
+            pop3__subcmd__state,list)
+                cmd="pop3__subcmd__state__subcmd__list"
+                ;;
+            pop3__subcmd__state,mark-all-seen)
+                cmd="pop3__subcmd__state__subcmd__mark__subcmd__all__subcmd__seen"
+                ;;
+            pop3__subcmd__state__subcmd__help,export)
+                cmd="pop3__subcmd__state__subcmd__help__subcmd__export"
+                ;;
+            pop3__subcmd__state__subcmd__help,forget)
+                cmd="pop3__subcmd__state__subcmd__help__subcmd__forget"
+                ;;
+            pop3__subcmd__state__subcmd__help,help)
+                cmd="pop3__subcmd__state__subcmd__help__subcmd__help"
+                ;;
+            pop3__subcmd__state__subcmd__help,import)
+                cmd="pop3__subcmd__state__subcmd__help__subcmd__import"
+                ;;
+            pop3__subcmd__state__subcmd__help,list)
+                cmd="pop3__subcmd__state__subcmd__help__subcmd__list"
+                ;;
+            pop3__subcmd__state__subcmd__help,mark-all-seen)
+                cmd="pop3__subcmd__state__subcmd__help__subcmd__mark__subcmd__all__subcmd__seen"
+                ;;
             *)
                 ;;
         esac
@@ -119,7 +182,7 @@ _pop3() {
 
     case "${cmd}" in
         pop3)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password generate help"
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -413,7 +476,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help)
-            opts="fetch list check probe accounts password generate help"
+            opts="fetch list check probe accounts password import state generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +587,20 @@ _pop3() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pop3__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pop3__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -587,6 +664,116 @@ _pop3() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__state)
+            opts="list export import mark-all-seen forget"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__state__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__state__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__state__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__state__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__state__subcmd__mark__subcmd__all__subcmd__seen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__import)
+            opts="-c -q -v -h -V --dry-run --state --no-keyring --config --quiet --verbose --help --version fetchmail mpop getmail"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -785,6 +972,236 @@ _pop3() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version list export import mark-all-seen forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__export)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__forget)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help)
+            opts="list export import mark-all-seen forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__help__subcmd__mark__subcmd__all__subcmd__seen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__import)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__list)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__state__subcmd__mark__subcmd__all__subcmd__seen)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

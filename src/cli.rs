@@ -52,6 +52,10 @@ pub enum Command {
     Accounts(AccountsArgs),
     /// Store or delete an account's password in the system keyring
     Password(PasswordArgs),
+    /// Import accounts and the already-fetched messages from fetchmail, mpop or getmail
+    Import(ImportArgs),
+    /// Show, export, import or change an account's seen-state (the UIDLs already fetched)
+    State(StateArgs),
     /// Write the man page or shell completions (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -120,6 +124,73 @@ pub enum PasswordAction {
     Delete {
         /// The account, as named in the config
         account: String,
+    },
+}
+
+/// `pop3 import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The program to move from
+    #[arg(value_enum)]
+    pub from: ImportFrom,
+
+    /// Its config files [default: ~/.fetchmailrc; ~/.mpoprc; ~/.config/getmail/getmailrc or
+    /// ~/.getmail/getmailrc] (getmail: one account per file, several files allowed)
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Print the accounts, the options left out and the UIDLs found; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Where the program keeps its seen-state: fetchmail's idfile, mpop's UIDLs file,
+    /// getmail's directory [default: where the program itself looks]
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// Keep passwords found in the files in the config file (mode 0600) instead of trying
+    /// the system keyring
+    #[arg(long)]
+    pub no_keyring: bool,
+}
+
+/// The programs `pop3 import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFrom {
+    Fetchmail,
+    Mpop,
+    Getmail,
+}
+
+/// `pop3 state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The account, as named in the config
+    pub account: String,
+
+    #[command(subcommand)]
+    pub action: StateAction,
+}
+
+/// What `pop3 state ACCOUNT` does.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Print each seen UIDL with the time it was first seen
+    List,
+    /// Write the seen-state to standard output (for `pop3 state ACCOUNT import` elsewhere)
+    Export,
+    /// Merge a file written by `export` (a UIDL seen in both keeps the earlier time)
+    Import {
+        /// The exported file
+        file: PathBuf,
+    },
+    /// Record every message now on the server as seen, without downloading any
+    MarkAllSeen,
+    /// Forget UIDLs: the next fetch takes those messages for new
+    Forget {
+        /// The UIDLs, as `list` shows them
+        #[arg(required = true)]
+        uids: Vec<String>,
     },
 }
 

@@ -16,6 +16,7 @@ pub mod deliver;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod import;
 pub mod keyring;
 pub mod net;
 pub mod proto;

@@ -15,6 +15,7 @@ mod faults;
 mod fetch;
 mod generated;
 mod hostile;
+mod import;
 mod keyring;
 mod kill;
 mod no_loss;

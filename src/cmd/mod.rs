@@ -13,9 +13,11 @@ pub mod accounts;
 pub mod check;
 pub mod fetch;
 pub mod generate;
+pub mod import;
 pub mod list;
 pub mod password;
 pub mod probe;
+pub mod state;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe::run(&ctx, &args),
         Command::Accounts(args) => accounts::run(&ctx, &args),
         Command::Password(args) => password::run(&ctx, &args),
+        Command::Import(args) => import::run(&ctx, &args),
+        Command::State(args) => state::run(&ctx, &args),
         Command::Generate(_) => unreachable!("handled before the config is loaded"),
     }
 }

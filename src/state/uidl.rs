@@ -443,6 +443,58 @@ impl SeenState {
         self.rewrite()
     }
 
+    /// Every recorded uid with its first-seen time, sorted by time then uid (the order the
+    /// file is written in), for `pop3 state ACCOUNT list` and `export`.
+    pub fn entries(&self) -> Vec<(&Uid, i64)> {
+        let mut entries: Vec<(&Uid, i64)> = self.seen.iter().map(|(u, &t)| (u, t)).collect();
+        entries.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        entries
+    }
+
+    /// Merge `items` (uid, first-seen time) into the state, as when carrying over another
+    /// program's seen-state: a new uid gets its time, a uid already recorded keeps the
+    /// earlier of the two times (so `delete_after` counts from when the message was really
+    /// first seen). The file is rewritten atomically once (a crash leaves the old state or
+    /// the new one). Returns how many uids were new.
+    pub fn import(&mut self, items: &[(Uid, i64)]) -> Result<usize> {
+        let mut added = 0;
+        let mut changed = false;
+        for (uid, time) in items {
+            match self.seen.get_mut(uid) {
+                Some(t) if *time < *t => {
+                    *t = *time;
+                    changed = true;
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.insert(uid.clone(), *time);
+                    added += 1;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.rewrite()?;
+        }
+        Ok(added)
+    }
+
+    /// Forget `uids` (the next fetch takes those messages for new) and rewrite the file
+    /// atomically when any was recorded. Returns how many were.
+    pub fn forget(&mut self, uids: &[Uid]) -> Result<usize> {
+        let mut removed = 0;
+        for uid in uids {
+            if self.seen.remove(uid).is_some() {
+                removed += 1;
+            }
+            self.deleting.remove(uid);
+        }
+        if removed > 0 {
+            self.rewrite()?;
+        }
+        Ok(removed)
+    }
+
     /// Replace the file with the live records only (no intents, no duplicates).
     fn rewrite(&mut self) -> Result<()> {
         // Sorted by time then uid: the file reads like the journal it replaces and the
@@ -581,6 +633,70 @@ mod tests {
 
     fn state_path(dir: &tempfile::TempDir) -> PathBuf {
         dir.path().join("state/pop3/alice@pop.example.com:995")
+    }
+
+    #[test]
+    fn import_keeps_the_earliest_time_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"a"), &uid(b"b")], 500).unwrap();
+        let added = s
+            .import(&[(uid(b"a"), 100), (uid(b"b"), 900), (uid(b"c/d"), 300)])
+            .unwrap();
+        assert_eq!(added, 1);
+        assert_eq!(s.first_seen(&uid(b"a")), Some(100));
+        assert_eq!(s.first_seen(&uid(b"b")), Some(500));
+        let s = SeenState::load(&path).unwrap();
+        let got: Vec<(Vec<u8>, i64)> = s
+            .entries()
+            .into_iter()
+            .map(|(u, t)| (u.as_bytes().to_vec(), t))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), 100),
+                (b"c/d".to_vec(), 300),
+                (b"b".to_vec(), 500)
+            ]
+        );
+        // The file is still the version-1 journal: a record appended later loads too.
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"e")], 600).unwrap();
+        assert_eq!(SeenState::load(&path).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn import_of_nothing_new_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        assert_eq!(s.import(&[]).unwrap(), 0);
+        assert!(!path.exists());
+        s.record(&[&uid(b"a")], 5).unwrap();
+        assert_eq!(s.import(&[(uid(b"a"), 9)]).unwrap(), 0);
+        assert_eq!(
+            SeenState::load(&path).unwrap().first_seen(&uid(b"a")),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn forget_removes_only_the_named_uids_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut s = SeenState::load(&path).unwrap();
+        s.record(&[&uid(b"a"), &uid(b"b")], 7).unwrap();
+        s.note_deleting(&[(&uid(b"b"), 10)]).unwrap();
+        assert_eq!(s.forget(&[uid(b"b"), uid(b"zz")]).unwrap(), 1);
+        assert_eq!(s.forget(&[uid(b"zz")]).unwrap(), 0);
+        let s = SeenState::load(&path).unwrap();
+        assert!(s.contains(&uid(b"a")));
+        assert!(!s.contains(&uid(b"b")));
+        // No deletion note is left for the forgotten uid.
+        assert_eq!(s.first_seen_listed(&uid(b"b"), 99), None);
+        assert_eq!(s.len(), 1);
     }
 
     #[test]
