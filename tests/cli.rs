@@ -17,6 +17,7 @@ mod generated;
 mod hostile;
 mod keyring;
 mod kill;
+mod newuser;
 mod no_loss;
 mod policy;
 mod ranges;

@@ -60,11 +60,16 @@ fn overrides(one_off: &OneOff, keep: Option<bool>, max_size: Option<u64>) -> Ove
         user: one_off.user.clone(),
         tls: one_off.tls,
         ca_file: one_off.ca_file.clone(),
+        tls_fingerprints: one_off.tls_fingerprint.clone(),
+        password_command: one_off.password_command.clone(),
+        auth: one_off.auth,
+        timeout: one_off.timeout,
         maildir: one_off.maildir.clone(),
         mbox: one_off.mbox.clone(),
         mda: one_off.mda.clone(),
         keep,
         max_size,
+        no_delivery: false,
     }
 }
 
