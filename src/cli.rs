@@ -38,6 +38,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The clap command with `--version` saying what mpop's does: the TLS library, the login
+/// mechanisms, keyring support and the config file this run would read. (`-V` stays one
+/// line.)
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    // clap takes a `&'static str` here (no "string" feature); this runs once per process.
+    let text: &'static str = Box::leak(long_version().into_boxed_str());
+    Cli::command().long_version(text)
+}
+
+/// The text of `pop3 --version` after the version number.
+pub fn long_version() -> String {
+    let mechanisms: Vec<&str> = Mechanism::ALL.iter().map(|m| m.config_name()).collect();
+    let config = match std::env::var_os("POP3_CONFIG") {
+        Some(p) => format!("{} (from POP3_CONFIG)", PathBuf::from(p).display()),
+        None => crate::config::paths::default_config_file()
+            .map_or_else(|e| format!("unknown ({e})"), |p| p.display().to_string()),
+    };
+    format!(
+        "{}\n\
+         TLS library: rustls 0.23 with the ring provider; roots: webpki-roots (Mozilla)\n\
+         Login mechanisms: {}\n\
+         Keyring: {}\n\
+         Config file: {config}",
+        env!("CARGO_PKG_VERSION"),
+        mechanisms.join(", "),
+        if cfg!(feature = "keyring") {
+            "system keyring (Secret Service, Keychain)"
+        } else {
+            "not built in (--no-default-features)"
+        },
+    )
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

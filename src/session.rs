@@ -104,6 +104,7 @@ pub fn open_with(server: &Server, client: Option<tls::Client>) -> Result<Opened>
         debug!("{host}: {t}");
     }
     let caps = session.capa()?;
+    debug!("{host}: capabilities: {}", describe_caps(&caps));
     Ok(Opened {
         session,
         caps,
@@ -179,6 +180,11 @@ pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
     let tls = session.stream().tls_description();
     let (after, listing) = session.capa_and_listing(caps.pipelining)?;
     let caps = after_login(caps, after);
+    debug!(
+        "{}: capabilities after login: {}",
+        account.name,
+        describe_caps(&caps)
+    );
     let connected = Connected {
         session,
         caps,
@@ -205,6 +211,35 @@ pub fn authenticate(
         mechanism,
         tls,
     })
+}
+
+/// The capabilities as one line for `-vv`: the tags the server announced, SASL mechanisms
+/// after `SASL`.
+pub fn describe_caps(c: &Capabilities) -> String {
+    let mut tags: Vec<String> = [
+        (c.stls, "STLS"),
+        (c.user, "USER"),
+        (c.uidl, "UIDL"),
+        (c.top, "TOP"),
+        (c.pipelining, "PIPELINING"),
+        (c.resp_codes, "RESP-CODES"),
+        (c.auth_resp_code, "AUTH-RESP-CODE"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| (*name).to_owned())
+    .collect();
+    if !c.sasl.is_empty() {
+        tags.push(format!("SASL {}", c.sasl.join(" ")));
+    }
+    if let Some(d) = c.login_delay {
+        tags.push(format!("LOGIN-DELAY {d}"));
+    }
+    if tags.is_empty() {
+        "none".to_owned()
+    } else {
+        tags.join(", ")
+    }
 }
 
 /// The capabilities to use after login: the new CAPA answer, unless the server gave none

@@ -345,3 +345,130 @@ fn errors_name_the_account_once_and_one_off_runs_get_flags() {
     assert!(err.contains("--password-command"), "{err}");
     assert!(err.contains("POP3_PASSWORD"), "{err}");
 }
+
+// Item 18: two accounts with one login share one seen-state, and are told so.
+
+#[test]
+fn accounts_sharing_a_login_are_warned_about() {
+    let (server, certs) = tls_server();
+    let env = TestEnv::new();
+    let first = env.account_toml("first", server.port(), "implicit", Some(certs.ca_file()));
+    let second = env
+        .account_toml("second", server.port(), "implicit", Some(certs.ca_file()))
+        .replace(
+            &env.maildir.display().to_string(),
+            &env.home.join("Mail/other").display().to_string(),
+        );
+    env.write_config(&format!("{first}\n{second}"));
+    let (_, err) = run(&env, &["accounts", "--check"], 0);
+    assert!(
+        err.contains("accounts first, second log in as alice@127.0.0.1"),
+        "{err}"
+    );
+    let (_, err) = run(&env, &["fetch"], 0);
+    assert!(err.contains("share one seen-state"), "{err}");
+    // Documented behaviour: the second account sees the messages as fetched.
+    assert_eq!(env.new_files().len(), 3);
+    assert!(
+        !env.home.join("Mail/other/new").exists()
+            || std::fs::read_dir(env.home.join("Mail/other/new"))
+                .unwrap()
+                .count()
+                == 0
+    );
+    let (_, err) = run(&env, &["-q", "fetch"], 0);
+    assert_eq!(err, "");
+}
+
+// Item 14: -vv shows the capabilities, not rustls internals, and names the account per
+// wire line when accounts run in parallel.
+
+#[test]
+fn the_trace_shows_capabilities_and_whose_lines_they_are() {
+    let (one, certs) = tls_server();
+    let two = TestServer::builder()
+        .implicit_tls(&certs.leaf)
+        .messages(sample_messages())
+        .start();
+    let env = TestEnv::new();
+    let a = env.account_toml("one", one.port(), "implicit", Some(certs.ca_file()));
+    let b = env
+        .account_toml("two", two.port(), "implicit", Some(certs.ca_file()))
+        .replace(
+            &env.maildir.display().to_string(),
+            &env.home.join("Mail/two").display().to_string(),
+        );
+    env.write_config(&format!("{a}\n{b}"));
+    let (_, err) = run(&env, &["-vv", "fetch", "--jobs", "2"], 0);
+    assert!(
+        err.contains("capabilities: ") && err.contains("PIPELINING"),
+        "{err}"
+    );
+    assert!(!err.contains("No cached session"), "{err}");
+    assert!(
+        err.contains("pop3: one: C: UIDL") || err.contains("pop3: one: C: CAPA"),
+        "{err}"
+    );
+    assert!(err.contains("pop3: two: C: CAPA"), "{err}");
+    assert!(
+        err.contains("pop3: one: C: PASS ***") || err.contains("pop3: one: C: AUTH"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+}
+
+// Items 3 and 5: the man page has a NAME phrase, EXAMPLES and the values; --version says
+// what the binary can do and which config it reads.
+
+#[test]
+fn man_page_and_version_tell_a_new_user_what_they_need() {
+    let env = TestEnv::new();
+    let (man, _) = run(&env, &["generate", "man"], 0);
+    let name = man
+        .split(".SH NAME\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert!(
+        name.starts_with("pop3 \\- fetch mail") && name.len() < 80,
+        "{name}"
+    );
+    for want in [
+        ".SH EXAMPLES",
+        "*/10 * * * * pop3 \\-q fetch",
+        "OnUnitActiveSec",
+        "procmail",
+        "POP3_ACCOUNT",
+        "POP3_UIDL",
+        "POP3_SIZE",
+        "POP3_SENDER",
+        "One of \\fBimplicit\\fR, \\fBstarttls\\fR, \\fBnone\\fR.",
+        "pop3 password set <ACCOUNT>",
+        "pop3 password delete <ACCOUNT>",
+    ] {
+        assert!(man.contains(want), "man page lacks {want:?}");
+    }
+    let config = env.root().join("elsewhere.toml");
+    let out = env
+        .cmd()
+        .env("POP3_CONFIG", &config)
+        .arg("--version")
+        .assert()
+        .code(0);
+    let version = text(&out.get_output().stdout);
+    for want in [
+        "rustls",
+        "scram-sha-256",
+        "xoauth2",
+        "Keyring:",
+        "from POP3_CONFIG",
+    ] {
+        assert!(
+            version.contains(want),
+            "--version lacks {want:?}: {version}"
+        );
+    }
+    assert!(version.contains(&config.display().to_string()), "{version}");
+}

@@ -41,6 +41,11 @@ pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
         // --check stops at the first error, with exit 78 (and file, table and key).
         resolved.push(ctx.config.resolve(Some(name), &Default::default())?);
     }
+    if !ctx.quiet {
+        for (_, line) in super::shared_logins(&ctx.config) {
+            eprintln!("pop3: warning: {line}");
+        }
+    }
     if args.check {
         if !ctx.quiet {
             outln!(

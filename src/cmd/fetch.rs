@@ -36,6 +36,7 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {
     };
     let over = overrides(&args.one_off, keep, args.max_size);
     let names = select(&ctx.config, &args.accounts, &over)?;
+    super::warn_shared_logins(ctx, &names);
     if args.jobs == 0 {
         return Err(Error::new(ErrorKind::Usage, "--jobs must be at least 1").into());
     }
@@ -153,7 +154,10 @@ fn run_round(
 ) -> Vec<Outcome> {
     let one = |name: &Option<String>| -> Outcome {
         let account = ctx.config.resolve(name.as_deref(), over)?;
-        let summary = engine::fetch(&account, opts, progress)?;
+        // `-vv` lines of parallel accounts say whose they are.
+        let summary = crate::ui::log_context::with_account(&account.name, || {
+            engine::fetch(&account, opts, progress)
+        })?;
         Ok((account, summary))
     };
     if jobs <= 1 || names.len() <= 1 {
