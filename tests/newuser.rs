@@ -512,3 +512,26 @@ fn the_demo_starts_quickly_once_built() {
         "second run took {second:?}"
     );
 }
+
+// Item 16: check and fetch say which bytes they count.
+
+#[test]
+fn check_and_fetch_say_which_bytes_they_count() {
+    let (server, certs) = tls_server();
+    let env = TestEnv::new();
+    env.write_config(&env.account_toml("a", server.port(), "implicit", Some(certs.ca_file())));
+    let listed: usize = sample_messages().iter().map(|m| m.size()).sum();
+    let (out, _) = run(&env, &["check"], 0);
+    assert!(
+        out.contains(&format!(
+            "3 new messages ({listed} bytes as the server counts them)"
+        )),
+        "{out}"
+    );
+    let (_, err) = run(&env, &["-v", "fetch"], 0);
+    assert!(
+        err.contains("3 new messages fetched (") && err.contains("bytes written)"),
+        "{err}"
+    );
+    assert!(err.contains("3 to fetch, 0 to delete"), "{err}");
+}

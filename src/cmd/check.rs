@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                     );
                 } else if !ctx.quiet {
                     outln!(
-                        "{}: {} new message{} ({} bytes), {} on the server",
+                        "{}: {} new message{} ({} bytes as the server counts them), {} on the server",
                         account.name,
                         c.new,
                         if c.new == 1 { "" } else { "s" },

@@ -380,7 +380,9 @@ fn summary_json(account: &str, s: &Summary) -> serde_json::Value {
 /// One line for `-v`: what happened.
 fn describe(s: &Summary) -> String {
     let mut text = format!(
-        "{} new message{} ({} bytes) fetched, {} deleted, {} on the server",
+        // Bytes as written (LF line ends, the Received: header); `check` counts the
+        // server's LIST sizes, so the two differ and each says which it is.
+        "{} new message{} fetched ({} bytes written), {} deleted, {} on the server",
         s.fetched,
         if s.fetched == 1 { "" } else { "s" },
         s.bytes,
