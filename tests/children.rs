@@ -52,7 +52,7 @@ fn config(port: u16, password_lines: &str, rest: &str) -> String {
          user = \"bob\"\n\
          tls = \"none\"\n\
          password.env = \"{OTHER_VAR}\"\n\
-         deliver.maildir = \"unused\"\n"
+         deliver.maildir = \"~/unused\"\n"
     )
 }
 
