@@ -226,7 +226,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__check)
-            opts="-c -q -v -h -V --json --host --port --user --tls --ca-file --maildir --mbox --mda --config --quiet --verbose --help --version"
+            opts="-c -q -v -h -V --json --host --port --user --tls --tls-ca-file --ca-file --tls-fingerprint --password-command --auth --timeout --maildir --mbox --mda --config --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +249,26 @@ _pop3() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -280,7 +300,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__fetch)
-            opts="-j -c -q -v -h -V --all --keep --delete --max-size --limit --dry-run --json --jobs --daemon --host --port --user --tls --ca-file --maildir --mbox --mda --config --quiet --verbose --help --version"
+            opts="-j -c -q -v -h -V --all --keep --delete --max-size --limit --dry-run --json --jobs --daemon --host --port --user --tls --tls-ca-file --ca-file --tls-fingerprint --password-command --auth --timeout --maildir --mbox --mda --config --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,6 +343,26 @@ _pop3() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -782,7 +822,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__list)
-            opts="-c -q -v -h -V --json --host --port --user --tls --ca-file --maildir --mbox --mda --config --quiet --verbose --help --version"
+            opts="-c -q -v -h -V --json --host --port --user --tls --tls-ca-file --ca-file --tls-fingerprint --password-command --auth --timeout --maildir --mbox --mda --config --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -805,6 +845,26 @@ _pop3() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,7 +49,11 @@ complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l user -d 'The login n
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l tls -d 'How to encrypt the connection' -r -f -a "implicit\t'TLS from the first byte (port 995)'
 starttls\t'Plain connection upgraded with STLS before login (port 110); no fallback'
 none\t'No encryption at all'"
-complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l ca-file -d 'Trust this CA certificate (PEM) instead of the public roots' -r -F
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l ca-file -l tls-ca-file -d 'Trust this CA certificate (PEM) instead of the public roots' -r -F
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l tls-fingerprint -d 'Trust the server\'s certificate by its SHA-256 fingerprint ("sha256:AB:CD:..."; as `pop3 probe` shows it), for a self-signed server; repeatable' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l password-command -d 'Run this command (with sh -c) and use the first line it prints as the password' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l auth -d 'The login mechanism: auto, scram-sha-256, scram-sha-1, cram-md5, apop, plain, login, user, xoauth2, oauthbearer [default: auto]' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l timeout -d 'Give up when connecting, the TLS handshake or any reply takes longer (1s to 1h) [default: 60s]' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l maildir -d 'Deliver into this Maildir (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l mbox -d 'Deliver into this mbox file (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand fetch" -l mda -d 'Deliver through this command (run with sh -c, message on stdin; %F is the sender)' -r
@@ -69,7 +73,11 @@ complete -c pop3 -n "__fish_pop3_using_subcommand list" -l user -d 'The login na
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -l tls -d 'How to encrypt the connection' -r -f -a "implicit\t'TLS from the first byte (port 995)'
 starttls\t'Plain connection upgraded with STLS before login (port 110); no fallback'
 none\t'No encryption at all'"
-complete -c pop3 -n "__fish_pop3_using_subcommand list" -l ca-file -d 'Trust this CA certificate (PEM) instead of the public roots' -r -F
+complete -c pop3 -n "__fish_pop3_using_subcommand list" -l ca-file -l tls-ca-file -d 'Trust this CA certificate (PEM) instead of the public roots' -r -F
+complete -c pop3 -n "__fish_pop3_using_subcommand list" -l tls-fingerprint -d 'Trust the server\'s certificate by its SHA-256 fingerprint ("sha256:AB:CD:..."; as `pop3 probe` shows it), for a self-signed server; repeatable' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand list" -l password-command -d 'Run this command (with sh -c) and use the first line it prints as the password' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand list" -l auth -d 'The login mechanism: auto, scram-sha-256, scram-sha-1, cram-md5, apop, plain, login, user, xoauth2, oauthbearer [default: auto]' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand list" -l timeout -d 'Give up when connecting, the TLS handshake or any reply takes longer (1s to 1h) [default: 60s]' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -l maildir -d 'Deliver into this Maildir (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -l mbox -d 'Deliver into this mbox file (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand list" -l mda -d 'Deliver through this command (run with sh -c, message on stdin; %F is the sender)' -r
@@ -85,7 +93,11 @@ complete -c pop3 -n "__fish_pop3_using_subcommand check" -l user -d 'The login n
 complete -c pop3 -n "__fish_pop3_using_subcommand check" -l tls -d 'How to encrypt the connection' -r -f -a "implicit\t'TLS from the first byte (port 995)'
 starttls\t'Plain connection upgraded with STLS before login (port 110); no fallback'
 none\t'No encryption at all'"
-complete -c pop3 -n "__fish_pop3_using_subcommand check" -l ca-file -d 'Trust this CA certificate (PEM) instead of the public roots' -r -F
+complete -c pop3 -n "__fish_pop3_using_subcommand check" -l ca-file -l tls-ca-file -d 'Trust this CA certificate (PEM) instead of the public roots' -r -F
+complete -c pop3 -n "__fish_pop3_using_subcommand check" -l tls-fingerprint -d 'Trust the server\'s certificate by its SHA-256 fingerprint ("sha256:AB:CD:..."; as `pop3 probe` shows it), for a self-signed server; repeatable' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand check" -l password-command -d 'Run this command (with sh -c) and use the first line it prints as the password' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand check" -l auth -d 'The login mechanism: auto, scram-sha-256, scram-sha-1, cram-md5, apop, plain, login, user, xoauth2, oauthbearer [default: auto]' -r
+complete -c pop3 -n "__fish_pop3_using_subcommand check" -l timeout -d 'Give up when connecting, the TLS handshake or any reply takes longer (1s to 1h) [default: 60s]' -r
 complete -c pop3 -n "__fish_pop3_using_subcommand check" -l maildir -d 'Deliver into this Maildir (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand check" -l mbox -d 'Deliver into this mbox file (created when missing)' -r -F
 complete -c pop3 -n "__fish_pop3_using_subcommand check" -l mda -d 'Deliver through this command (run with sh -c, message on stdin; %F is the sender)' -r

@@ -200,11 +200,43 @@ fn pop3_binary() -> Result<PathBuf, String> {
         if let Some(manifest) = option_env!("CARGO_MANIFEST_DIR") {
             build.current_dir(manifest);
         }
+        // `cargo run` gives us the variables of a running package (CARGO_MANIFEST_DIR,
+        // CARGO_PKG_*, ...). ring's build script tracks some of them, so a nested build that
+        // inherits them looks different from a plain `cargo build` and rebuilds ring,
+        // rustls and pop3 each time (half a minute). Drop them; cargo's own settings
+        // (CARGO_HOME, CARGO_TARGET_DIR, CARGO_BUILD_*, ...) stay.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            let per_package = key.starts_with("CARGO_PKG_")
+                || matches!(
+                    key.as_str(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                );
+            if per_package {
+                build.env_remove(&key);
+            }
+        }
         let status = build
             .status()
             .map_err(|e| format!("cargo build --bin pop3 --example demo: {e}"))?;
         if !status.success() {
             return Err(format!("cargo build --bin pop3 failed: {status}"));
+        }
+    }
+    if !bin.exists() && std::env::var_os("CARGO").is_none() {
+        // Run outside cargo (the example binary copied or installed): the `pop3` that
+        // `cargo install` put on PATH.
+        if let Some(installed) = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("pop3"))
+                .find(|p| p.is_file())
+        }) {
+            return Ok(installed);
         }
     }
     if !bin.exists() {

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::TlsMode;
 use crate::config::range;
+use crate::config::{AuthMech, TlsMode};
+use crate::proto::auth::Mechanism;
 
 /// Fetch mail from POP3 servers into a Maildir, an mbox or a delivery command, safely: TLS
 /// always verified, a message is marked seen only after it is on disk, and deleted only after
@@ -35,6 +36,40 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The clap command with `--version` saying what mpop's does: the TLS library, the login
+/// mechanisms, keyring support and the config file this run would read. (`-V` stays one
+/// line.)
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    // clap takes a `&'static str` here (no "string" feature); this runs once per process.
+    let text: &'static str = Box::leak(long_version().into_boxed_str());
+    Cli::command().long_version(text)
+}
+
+/// The text of `pop3 --version` after the version number.
+pub fn long_version() -> String {
+    let mechanisms: Vec<&str> = Mechanism::ALL.iter().map(|m| m.config_name()).collect();
+    let config = match std::env::var_os("POP3_CONFIG") {
+        Some(p) => format!("{} (from POP3_CONFIG)", PathBuf::from(p).display()),
+        None => crate::config::paths::default_config_file()
+            .map_or_else(|e| format!("unknown ({e})"), |p| p.display().to_string()),
+    };
+    format!(
+        "{}\n\
+         TLS library: rustls 0.23 with the ring provider; roots: webpki-roots (Mozilla)\n\
+         Login mechanisms: {}\n\
+         Keyring: {}\n\
+         Config file: {config}",
+        env!("CARGO_PKG_VERSION"),
+        mechanisms.join(", "),
+        if cfg!(feature = "keyring") {
+            "system keyring (Secret Service, Keychain)"
+        } else {
+            "not built in (--no-default-features)"
+        },
+    )
 }
 
 /// The subcommands.
@@ -298,8 +333,27 @@ pub struct OneOff {
     pub tls: Option<TlsMode>,
 
     /// Trust this CA certificate (PEM) instead of the public roots
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, visible_alias = "tls-ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+
+    /// Trust the server's certificate by its SHA-256 fingerprint ("sha256:AB:CD:..."; as
+    /// `pop3 probe` shows it), for a self-signed server; repeatable
+    #[arg(long, value_name = "PIN", value_parser = parse_pin)]
+    pub tls_fingerprint: Vec<[u8; 32]>,
+
+    /// Run this command (with sh -c) and use the first line it prints as the password
+    #[arg(long, value_name = "COMMAND")]
+    pub password_command: Option<String>,
+
+    /// The login mechanism: auto, scram-sha-256, scram-sha-1, cram-md5, apop, plain, login,
+    /// user, xoauth2, oauthbearer [default: auto]
+    #[arg(long, value_name = "MECH", value_parser = parse_auth)]
+    pub auth: Option<AuthMech>,
+
+    /// Give up when connecting, the TLS handshake or any reply takes longer (1s to 1h)
+    /// [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
 
     /// Deliver into this Maildir (created when missing)
     #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda"])]
@@ -319,6 +373,29 @@ pub struct OneOff {
 
 fn parse_daemon_interval(s: &str) -> Result<std::time::Duration, String> {
     range::DaemonInterval::parse(s).map(|d| d.0)
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    range::Timeout::parse(s).map(|d| d.0)
+}
+
+fn parse_pin(s: &str) -> Result<[u8; 32], String> {
+    crate::config::parse_fingerprint(s).ok_or_else(|| {
+        "not a SHA-256 fingerprint (64 hex digits, colons allowed, optional \"sha256:\" prefix)"
+            .to_owned()
+    })
+}
+
+fn parse_auth(s: &str) -> Result<AuthMech, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(AuthMech::Auto);
+    }
+    Mechanism::from_config_name(s)
+        .map(AuthMech::Named)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.config_name()).collect();
+            format!("expected auto or one of {}", names.join(", "))
+        })
 }
 
 fn parse_max_size(s: &str) -> Result<u64, String> {

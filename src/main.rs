@@ -3,10 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
-    let cli = match pop3::cli::Cli::try_parse() {
+    let parsed = pop3::cli::command()
+        .try_get_matches()
+        .and_then(|m| pop3::cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -45,6 +48,9 @@ fn init_logging(quiet: bool, verbose: u8) {
     };
     env_logger::Builder::new()
         .filter_level(level)
+        // rustls's own debug lines ("No cached session for ...") are not ours to show;
+        // RUST_LOG=rustls=debug still brings them back.
+        .filter_module("rustls", level.min(log::LevelFilter::Warn))
         .parse_env("RUST_LOG")
         .format(|buf, record| {
             use std::io::Write;
@@ -55,7 +61,13 @@ fn init_logging(quiet: bool, verbose: u8) {
                     record.level().as_str().to_lowercase(),
                     record.args()
                 ),
-                _ => writeln!(buf, "pop3: {}", record.args()),
+                // With --jobs the trace of several sessions interleaves: name the account.
+                _ => match pop3::ui::log_context::current() {
+                    Some(a) if record.target() == "pop3::wire" => {
+                        writeln!(buf, "pop3: {a}: {}", record.args())
+                    }
+                    _ => writeln!(buf, "pop3: {}", record.args()),
+                },
             }
         })
         .init();

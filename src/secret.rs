@@ -30,10 +30,9 @@ pub const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
 /// `ErrorKind::Temporary` when the password command runs out of time; they never contain
 /// the secret.
 pub fn obtain(account: &Account) -> Result<Secret> {
-    let name = &account.name;
     match &account.login.password {
         PasswordSource::Literal(s) => Ok(s.clone()),
-        PasswordSource::Command(command) => run_command(command, name),
+        PasswordSource::Command(command) => run_command(command),
         PasswordSource::Env(var) => {
             // Already hidden when the config was loaded; again here for a config that
             // came from elsewhere.
@@ -41,7 +40,7 @@ pub fn obtain(account: &Account) -> Result<Secret> {
             std::env::var(var).map(Secret::new).map_err(|_| {
                 Error::new(
                     ErrorKind::Config,
-                    format!("account {name}: password.env names {var}, which is not set"),
+                    format!("password.env names {var}, which is not set"),
                 )
             })
         }
@@ -53,9 +52,11 @@ pub fn obtain(account: &Account) -> Result<Secret> {
             Err(_) => Err(Error::new(
                 ErrorKind::Config,
                 format!(
-                    "account {name}: no password source; set password.command (or password, \
-                     password.env, password.prompt) in the config, or {PASSWORD_ENV} in the \
-                     environment"
+                    "no password for {}@{}: give --password-command COMMAND or set \
+                     {PASSWORD_ENV} (or, for an account in the config file, set \
+                     password.command, password.keyring, password.env or password.prompt); \
+                     without a terminal nobody can be asked",
+                    account.login.user, account.server.host
                 ),
             )),
         },
@@ -67,9 +68,9 @@ fn prompt(account: &Account) -> Result<Secret> {
         return Err(Error::new(
             ErrorKind::Config,
             format!(
-                "account {}: cannot prompt for the password without a terminal; set \
-                 password.command or {PASSWORD_ENV}",
-                account.name
+                "cannot prompt for the password of {}@{} without a terminal; set \
+                 password.command (or give --password-command) or {PASSWORD_ENV}",
+                account.login.user, account.server.host
             ),
         ));
     }
@@ -89,7 +90,7 @@ fn prompt(account: &Account) -> Result<Secret> {
 /// its timeout, the group is ended and the error is `ErrorKind::Temporary` (exit 75): a
 /// pinentry waiting under cron must not hold the account lock for ever. Its output is read
 /// up to [`MAX_COMMAND_OUTPUT`] bytes and never appears in an error.
-fn run_command(command: &PasswordCommand, account: &str) -> Result<Secret> {
+fn run_command(command: &PasswordCommand) -> Result<Secret> {
     let shown = command.shown();
     let group = if std::io::stdin().is_terminal() {
         Group::Ours
@@ -114,13 +115,13 @@ fn run_command(command: &PasswordCommand, account: &str) -> Result<Secret> {
     let failed = |what: String| {
         Error::new(
             ErrorKind::Config,
-            format!("account {account}: password.command {shown:?} {what}"),
+            format!("password.command {shown:?} {what}"),
         )
     };
     let mut running = cmd.spawn().map_err(|e| {
         Error::with_source(
             ErrorKind::Config,
-            format!("account {account}: cannot run password.command {shown:?}"),
+            format!("cannot run password.command {shown:?}"),
             e,
         )
     })?;
@@ -128,7 +129,7 @@ fn run_command(command: &PasswordCommand, account: &str) -> Result<Secret> {
     let status = running.wait(command.timeout).map_err(|e| {
         Error::with_source(
             ErrorKind::Io,
-            format!("account {account}: cannot wait for password.command {shown:?}"),
+            format!("cannot wait for password.command {shown:?}"),
             e,
         )
     })?;
@@ -136,7 +137,7 @@ fn run_command(command: &PasswordCommand, account: &str) -> Result<Secret> {
         return Err(Error::new(
             ErrorKind::Temporary,
             format!(
-                "account {account}: password.command {shown:?} did not finish within {} s \
+                "password.command {shown:?} did not finish within {} s \
                  and was stopped (is it waiting for input nobody can give, like a pinentry \
                  under cron?); set password.timeout to allow it longer",
                 command.timeout.as_secs_f32()
@@ -222,8 +223,8 @@ mod tests {
     #[test]
     fn password_command_first_line_is_the_password() {
         let cmd = shell_command("printf 'hunter2\\r\\nsecond line\\n'", LONG);
-        assert_eq!(run_command(&cmd, "work").unwrap().expose(), "hunter2");
-        let err = run_command(&shell_command("echo hunter2; exit 1", LONG), "work").unwrap_err();
+        assert_eq!(run_command(&cmd).unwrap().expose(), "hunter2");
+        let err = run_command(&shell_command("echo hunter2; exit 1", LONG)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(!err.chain().contains("hunter2"), "{err}");
     }
@@ -240,10 +241,10 @@ mod tests {
             pid_file.display()
         );
         let t0 = std::time::Instant::now();
-        let err = run_command(
-            &shell_command(&script, std::time::Duration::from_millis(300)),
-            "work",
-        )
+        let err = run_command(&shell_command(
+            &script,
+            std::time::Duration::from_millis(300),
+        ))
         .unwrap_err();
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(5),
@@ -252,8 +253,7 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::Temporary);
         let msg = err.chain();
-        assert!(msg.contains("account work"), "{msg}");
-        assert!(msg.contains("password.command \"sh -c\""), "{msg}");
+        assert!(msg.contains("password.command \"printf\""), "{msg}");
         assert!(msg.contains("did not finish within 0.3 s"), "{msg}");
         assert!(!msg.contains("partial-secret"), "{msg}");
         // Under `cargo test` stdin may be a terminal; the group is then ours and only the
@@ -275,7 +275,7 @@ mod tests {
     fn password_command_output_is_bounded() {
         // Endless output: we stop reading, the writer gets EPIPE, and no memory grows.
         let t0 = std::time::Instant::now();
-        let err = run_command(&shell_command("yes", LONG), "work").unwrap_err();
+        let err = run_command(&shell_command("yes", LONG)).unwrap_err();
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(10),
             "{:?}",
@@ -286,9 +286,7 @@ mod tests {
         // Exactly the limit is still read (and the first line taken).
         let script = format!("echo pw; head -c {} /dev/zero", MAX_COMMAND_OUTPUT - 3);
         assert_eq!(
-            run_command(&shell_command(&script, LONG), "w")
-                .unwrap()
-                .expose(),
+            run_command(&shell_command(&script, LONG)).unwrap().expose(),
             "pw"
         );
     }

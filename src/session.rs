@@ -61,6 +61,8 @@ pub fn open_with(server: &Server, client: Option<tls::Client>) -> Result<Opened>
             (Session::connect(stream, host, timeout)?, None, Some(client))
         }
         TlsMode::Starttls => {
+            let client = client.ok_or_else(no_client)?;
+            await_greeting(server, &tcp, Some(&client))?;
             let mut plain = Session::connect(Stream::Plain(tcp), host, timeout)?;
             let caps = plain.capa()?;
             if !caps.stls {
@@ -73,7 +75,6 @@ pub fn open_with(server: &Server, client: Option<tls::Client>) -> Result<Opened>
                     ),
                 ));
             }
-            let client = client.ok_or_else(no_client)?;
             let (raw, greeting) = plain.stls()?;
             let Stream::Plain(tcp) = raw else {
                 return Err(Error::new(
@@ -89,23 +90,82 @@ pub fn open_with(server: &Server, client: Option<tls::Client>) -> Result<Opened>
                 Some(client),
             )
         }
-        TlsMode::None => (
-            Session::connect(Stream::Plain(tcp), host, timeout)?,
-            None,
-            None,
-        ),
+        TlsMode::None => {
+            await_greeting(server, &tcp, None)?;
+            (
+                Session::connect(Stream::Plain(tcp), host, timeout)?,
+                None,
+                None,
+            )
+        }
     };
     debug!("{host}: greeting: {}", sanitize(session.greeting()));
     if let Some(t) = session.stream().tls_description() {
         debug!("{host}: {t}");
     }
     let caps = session.capa()?;
+    debug!("{host}: capabilities: {}", describe_caps(&caps));
     Ok(Opened {
         session,
         caps,
         caps_before_stls,
         tls: client,
     })
+}
+
+/// How long a plain connection waits for the greeting before it checks, on a second
+/// connection, whether the port speaks TLS at once.
+const GREETING_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A POP3 server greets first; an implicit-TLS port (995) waits silently for a ClientHello,
+/// so a plain connection to it would wait out the whole timeout and fail with "try again
+/// later" (75) for ever. When no byte arrives within [`GREETING_PATIENCE`], ask a second
+/// connection whether the server answers a ClientHello: then the account's `tls` is wrong
+/// (69, at once). A server that is merely slow keeps its full timeout.
+fn await_greeting(
+    server: &Server,
+    tcp: &std::net::TcpStream,
+    client: Option<&tls::Client>,
+) -> Result<()> {
+    let patience = GREETING_PATIENCE.min(server.timeout);
+    let restore = |e: std::io::Error| Error::with_source(ErrorKind::Io, "socket setup failed", e);
+    tcp.set_read_timeout(Some(patience)).map_err(restore)?;
+    let greeted = tcp.peek(&mut [0u8; 1]);
+    tcp.set_read_timeout(Some(server.timeout))
+        .map_err(restore)?;
+    let silent = matches!(&greeted, Err(e) if matches!(e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    if !silent {
+        return Ok(());
+    }
+    let own;
+    let client = match client {
+        Some(c) => c,
+        None => match tls_client(server) {
+            Ok(c) => {
+                own = c;
+                &own
+            }
+            Err(_) => return Ok(()),
+        },
+    };
+    let Ok(second) = net::connect(&server.host, server.port, server.timeout) else {
+        return Ok(());
+    };
+    let _ = second.set_read_timeout(Some(server.timeout.min(std::time::Duration::from_secs(5))));
+    if tls::speaks_tls(client, &server.host, second) {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{} port {} speaks TLS at once and sends no POP3 greeting in the clear: use \
+                 tls = \"implicit\" (--tls implicit) for this port, not tls = \"{}\"",
+                server.host,
+                server.port,
+                server.tls.name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Get the password, log in and list the mailbox (UIDL and LIST): where `fetch`, `check`
@@ -120,6 +180,11 @@ pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
     let tls = session.stream().tls_description();
     let (after, listing) = session.capa_and_listing(caps.pipelining)?;
     let caps = after_login(caps, after);
+    debug!(
+        "{}: capabilities after login: {}",
+        account.name,
+        describe_caps(&caps)
+    );
     let connected = Connected {
         session,
         caps,
@@ -146,6 +211,35 @@ pub fn authenticate(
         mechanism,
         tls,
     })
+}
+
+/// The capabilities as one line for `-vv`: the tags the server announced, SASL mechanisms
+/// after `SASL`.
+pub fn describe_caps(c: &Capabilities) -> String {
+    let mut tags: Vec<String> = [
+        (c.stls, "STLS"),
+        (c.user, "USER"),
+        (c.uidl, "UIDL"),
+        (c.top, "TOP"),
+        (c.pipelining, "PIPELINING"),
+        (c.resp_codes, "RESP-CODES"),
+        (c.auth_resp_code, "AUTH-RESP-CODE"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| (*name).to_owned())
+    .collect();
+    if !c.sasl.is_empty() {
+        tags.push(format!("SASL {}", c.sasl.join(" ")));
+    }
+    if let Some(d) = c.login_delay {
+        tags.push(format!("LOGIN-DELAY {d}"));
+    }
+    if tags.is_empty() {
+        "none".to_owned()
+    } else {
+        tags.join(", ")
+    }
 }
 
 /// The capabilities to use after login: the new CAPA answer, unless the server gave none

@@ -18,6 +18,7 @@ mod hostile;
 mod import;
 mod keyring;
 mod kill;
+mod newuser;
 mod no_loss;
 mod policy;
 mod ranges;

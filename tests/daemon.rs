@@ -147,18 +147,18 @@ fn daemon_delivers_mail_that_arrives_after_the_first_round() {
     assert!(server.connection_count() >= 2);
     daemon.sigterm();
     let (status, _) = daemon.wait(Duration::from_secs(3));
-    assert_eq!(status.code(), Some(75), "stderr: {}", daemon.stderr());
+    assert_eq!(status.code(), Some(0), "stderr: {}", daemon.stderr());
 }
 
 #[test]
-fn sigterm_while_idle_exits_75_at_once_and_the_state_is_saved() {
+fn sigterm_while_idle_exits_0_at_once_and_the_state_is_saved() {
     let (server, _certs, env) = sample_setup();
     let mut daemon = Daemon::start(&env, &["fetch", "--daemon", "1s"]);
     assert!(wait_for(Duration::from_secs(5), || env.new_files().len() == 3));
     assert!(server.wait_idle(Duration::from_secs(3)));
     daemon.sigterm();
     let (status, took) = daemon.wait(Duration::from_secs(3));
-    assert_eq!(status.code(), Some(75), "stderr: {}", daemon.stderr());
+    assert_eq!(status.code(), Some(0), "stderr: {}", daemon.stderr());
     assert!(took < Duration::from_secs(2), "took {took:?} to exit");
 
     // A rerun delivers nothing new.
@@ -314,7 +314,7 @@ fn a_failing_account_is_retried_with_backoff_and_does_not_stop_a_good_one() {
     daemon.sigterm();
     let (status, _) = daemon.wait(Duration::from_secs(3));
     let stderr = daemon.stderr();
-    assert_eq!(status.code(), Some(75), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(!stderr.contains("wrong-password"), "{stderr}");
     assert!(
         stderr.contains("pop3: bad:"),
@@ -357,7 +357,7 @@ fn login_delay_spaces_the_rounds_of_an_account() {
     let times = connection_times(&server, Duration::from_millis(4500));
     daemon.sigterm();
     let (status, _) = daemon.wait(Duration::from_secs(3));
-    assert_eq!(status.code(), Some(75), "stderr: {}", daemon.stderr());
+    assert_eq!(status.code(), Some(0), "stderr: {}", daemon.stderr());
     assert_eq!(env.new_files().len(), 3);
     assert!(!times.is_empty(), "never connected");
     assert!(

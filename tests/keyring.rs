@@ -99,7 +99,7 @@ fn without_a_session_bus_the_keyring_fails_at_once_with_advice() {
     let env = TestEnv::new();
     env.write_config(
         "[accounts.work]\nhost = \"127.0.0.1\"\nport = 9\nuser = \"u\"\n\
-         password.keyring = true\ndeliver.maildir = \"Mail\"\n",
+         password.keyring = true\ndeliver.maildir = \"~/Mail\"\n",
     );
     let started = std::time::Instant::now();
     let out = env

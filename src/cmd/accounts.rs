@@ -6,22 +6,45 @@ use serde_json::json;
 
 use super::Context;
 use crate::cli::AccountsArgs;
+use crate::config::range::{show_duration, show_size};
 use crate::config::{Account, AuthMech, PasswordSource};
 use crate::error::{Error, ErrorKind};
 
 /// Run `pop3 accounts`.
 pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
     let Some(path) = &ctx.config.path else {
+        let looked = crate::config::paths::default_config_file()
+            .map_or_else(|e| e.to_string(), |p| p.display().to_string());
         return Err(Error::new(
             ErrorKind::Config,
-            "no config file (looked for the default one); see `man pop3` for the format",
+            format!(
+                "no config file: {looked} does not exist (-c FILE or POP3_CONFIG names another); \
+                 `man pop3` shows the format, and README.md an example"
+            ),
         )
         .into());
     };
+    if ctx.config.account_names().is_empty() {
+        // As `pop3 fetch` says: a file with nothing to fetch is a configuration error.
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{}: no accounts: add an [accounts.NAME] table with host, user and \
+                 deliver.maildir (see `man pop3`)",
+                path.display()
+            ),
+        )
+        .into());
+    }
     let mut resolved = Vec::new();
     for name in ctx.config.account_names() {
         // --check stops at the first error, with exit 78 (and file, table and key).
         resolved.push(ctx.config.resolve(Some(name), &Default::default())?);
+    }
+    if !ctx.quiet {
+        for (_, line) in super::shared_logins(&ctx.config) {
+            eprintln!("pop3: warning: {line}");
+        }
     }
     if args.check {
         if !ctx.quiet {
@@ -92,14 +115,14 @@ fn describe(a: &Account) -> Vec<(&'static str, String)> {
             "keep",
             match (a.policy.keep, a.policy.delete_after) {
                 (false, _) => "no (delete after delivery)".into(),
-                (true, Some(d)) => format!("yes, delete after {}s", d.as_secs()),
+                (true, Some(d)) => format!("yes, delete after {}", show_duration(d)),
                 (true, None) => "yes".into(),
             },
         ),
-        ("timeout", format!("{}s", a.server.timeout.as_secs())),
+        ("timeout", show_duration(a.server.timeout)),
     ];
     if let Some(m) = a.policy.max_size {
-        rows.push(("max_size", m.to_string()));
+        rows.push(("max_size", show_size(m)));
     }
     if let Some(ca) = &a.server.tls_ca_file {
         rows.push(("tls_ca", ca.display().to_string()));

@@ -7,11 +7,15 @@ use serde_json::json;
 
 use super::{Context, overrides, report, select};
 use crate::cli::CheckArgs;
+use crate::config::Overrides;
 use crate::engine;
 
 /// Run `pop3 check`.
 pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let over = overrides(&args.one_off, None, None);
+    let over = Overrides {
+        no_delivery: true,
+        ..overrides(&args.one_off, None, None)
+    };
     let accounts = select(&ctx.config, &args.accounts, &over)?;
     let mut any_new = false;
     let mut failed = None;
@@ -38,7 +42,7 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                     );
                 } else if !ctx.quiet {
                     outln!(
-                        "{}: {} new message{} ({} bytes), {} on the server",
+                        "{}: {} new message{} ({} bytes as the server counts them), {} on the server",
                         account.name,
                         c.new,
                         if c.new == 1 { "" } else { "s" },

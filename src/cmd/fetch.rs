@@ -3,8 +3,9 @@
 //! in config order, that failed.
 //!
 //! Signals: the first SIGTERM or SIGINT lets every account finish the message in flight,
-//! record it and QUIT, then the run exits 75; a second one exits at once (still safe: a
-//! message is recorded only after it is durable).
+//! record it and QUIT, then the run exits 75 (0 when `--daemon` was waiting between rounds
+//! or its round finished anyway: that is a clean stop); a second one exits at once (still
+//! safe: a message is recorded only after it is durable).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use serde_json::json;
 
 use super::{Context, overrides, report, select};
 use crate::cli::FetchArgs;
-use crate::config::range::DaemonInterval;
+use crate::config::range::{DaemonInterval, show_size};
 use crate::config::{Account, Overrides};
 use crate::engine::{self, FetchOptions, Notice, Progress, Summary};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::sanitize::sanitize;
+use crate::state::too_big::Reported;
 use crate::ui::progress::{self, Bars};
 
 /// Exit code when a signal ended the run (EX_TEMPFAIL: run again later).
@@ -33,6 +36,7 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> anyhow::Result<ExitCode> {
     };
     let over = overrides(&args.one_off, keep, args.max_size);
     let names = select(&ctx.config, &args.accounts, &over)?;
+    super::warn_shared_logins(ctx, &names);
     if args.jobs == 0 {
         return Err(Error::new(ErrorKind::Usage, "--jobs must be at least 1").into());
     }
@@ -150,7 +154,10 @@ fn run_round(
 ) -> Vec<Outcome> {
     let one = |name: &Option<String>| -> Outcome {
         let account = ctx.config.resolve(name.as_deref(), over)?;
-        let summary = engine::fetch(&account, opts, progress)?;
+        // `-vv` lines of parallel accounts say whose they are.
+        let summary = crate::ui::log_context::with_account(&account.name, || {
+            engine::fetch(&account, opts, progress)
+        })?;
         Ok((account, summary))
     };
     if jobs <= 1 || names.len() <= 1 {
@@ -209,15 +216,9 @@ impl Output<'_> {
                     print_plan(&account.name, s);
                 } else if self.ctx.verbose > 0 && !self.ctx.quiet {
                     print(&|| eprintln!("pop3: {}: {}", account.name, describe(s)));
-                } else if !s.too_big.is_empty() && !self.ctx.quiet {
-                    // Worth saying even without -v: mail is waiting that we will never fetch.
-                    print(&|| {
-                        eprintln!(
-                            "pop3: {}: {} message(s) bigger than max_size left on the server",
-                            account.name,
-                            s.too_big.len()
-                        )
-                    });
+                }
+                if !self.dry_run {
+                    self.report_too_big(account, s, &print);
                 }
                 if s.interrupted { SIGNALLED } else { 0 }
             }
@@ -229,6 +230,48 @@ impl Output<'_> {
                 e.kind().exit_code()
             }
         }
+    }
+}
+
+impl Output<'_> {
+    /// Say once, ever, that a message is too big to fetch (issue #11 item 15): worth saying
+    /// without -v and even with -q (a cron job's only chance to learn that mail is waiting
+    /// that will never be fetched), but not on every run for as long as it stays there. The
+    /// side file next to the seen-state remembers what was said (`state::too_big`).
+    fn report_too_big(&self, account: &Account, s: &Summary, print: &dyn Fn(&dyn Fn())) {
+        let Some(max) = account.policy.max_size else {
+            return;
+        };
+        let fresh = engine::state_paths(account).and_then(|(uidl, _)| {
+            let mut reported = Reported::load(&Reported::path_for(&uidl));
+            reported.update(s.too_big.iter().map(|m| &m.uid))
+        });
+        let fresh = match fresh {
+            Ok(f) => f,
+            // The state directory is unwritable: say it every time rather than never.
+            Err(_) => s.too_big.iter().map(|m| m.uid.clone()).collect(),
+        };
+        if fresh.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = s
+            .too_big
+            .iter()
+            .filter(|m| fresh.contains(&m.uid))
+            .map(|m| format!("{} ({} bytes)", sanitize(m.uid.as_bytes()), m.size))
+            .collect();
+        print(&|| {
+            eprintln!(
+                "pop3: warning: {}: {} message{} bigger than max_size ({}) left on the \
+                 server: {}; said once, not again for {}",
+                account.name,
+                shown.len(),
+                if shown.len() == 1 { "" } else { "s" },
+                show_size(max),
+                shown.join(", "),
+                if shown.len() == 1 { "it" } else { "them" },
+            )
+        });
     }
 }
 
@@ -270,7 +313,12 @@ fn daemon(
             due[i] = later(Instant::now(), wait);
         }
         if stop.load(Ordering::Relaxed) {
-            return Ok(ExitCode::from(SIGNALLED));
+            // Stopped during a round: 75 only when a fetch was cut short (mail is left
+            // for the next run); a round that finished anyway is a clean stop.
+            let cut_short = results
+                .iter()
+                .any(|r| matches!(r, Ok((_, s)) if s.interrupted));
+            return Ok(ExitCode::from(if cut_short { SIGNALLED } else { 0 }));
         }
         let next = due
             .iter()
@@ -279,7 +327,9 @@ fn daemon(
             .unwrap_or_else(|| later(now, interval));
         while Instant::now() < next {
             if stop.load(Ordering::Relaxed) {
-                return Ok(ExitCode::from(SIGNALLED));
+                // A stop while idle is the normal way to end a daemon (systemd's SIGTERM):
+                // exit 0, or the unit is marked failed.
+                return Ok(ExitCode::SUCCESS);
             }
             let left = next.saturating_duration_since(Instant::now());
             std::thread::sleep(Duration::from_millis(200).min(left));
@@ -330,7 +380,9 @@ fn summary_json(account: &str, s: &Summary) -> serde_json::Value {
 /// One line for `-v`: what happened.
 fn describe(s: &Summary) -> String {
     let mut text = format!(
-        "{} new message{} ({} bytes) fetched, {} deleted, {} on the server",
+        // Bytes as written (LF line ends, the Received: header); `check` counts the
+        // server's LIST sizes, so the two differ and each says which it is.
+        "{} new message{} fetched ({} bytes written), {} deleted, {} on the server",
         s.fetched,
         if s.fetched == 1 { "" } else { "s" },
         s.bytes,

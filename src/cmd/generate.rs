@@ -28,7 +28,13 @@ pub fn man(w: &mut dyn Write) -> std::io::Result<()> {
     let cmd = Cli::command();
     let page = clap_mangen::Man::new(cmd.clone()).manual("pop3 manual");
     page.render_title(w)?;
-    page.render_name_section(w)?;
+    // clap_mangen would put the whole `about` paragraph on the NAME line; whatis(1) and
+    // apropos(1) want a name and a short phrase.
+    writeln!(w, ".SH NAME")?;
+    writeln!(
+        w,
+        "pop3 \\- fetch mail from POP3 servers into a Maildir, an mbox or a command"
+    )?;
     page.render_synopsis_section(w)?;
     page.render_description_section(w)?;
     w.write_all(DESCRIPTION.as_bytes())?;
@@ -68,6 +74,30 @@ pub fn man(w: &mut dyn Write) -> std::io::Result<()> {
             writeln!(w, ".TP\n{flag}")?;
             if let Some(help) = arg.get_long_help().or(arg.get_help()) {
                 writeln!(w, "{}", roff_escape(&help.to_string()))?;
+            }
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| format!("\\fB{}\\fR", v.get_name()))
+                .collect();
+            if !values.is_empty() && arg.get_action().takes_values() && id != "shell" {
+                writeln!(w, "One of {}.", values.join(", "))?;
+            }
+        }
+        for action in sub.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let usage = action
+                .clone()
+                .bin_name(format!("pop3 {} {}", sub.get_name(), action.get_name()))
+                .render_usage()
+                .to_string();
+            writeln!(
+                w,
+                ".TP\n\\fB{}\\fR",
+                roff_escape(usage.trim_start_matches("Usage: "))
+            )?;
+            if let Some(about) = action.get_about() {
+                writeln!(w, "{}", roff_escape(&about.to_string()))?;
             }
         }
     }
@@ -199,7 +229,8 @@ With \fBkeep\fR, delete messages first fetched at least this long ago: 0 to 3650
 years); 0 deletes each message once it is fetched.
 .TP
 \fBmax_size\fR
-Leave messages bigger than this on the server and report them: 1 to 1024G.
+Leave messages bigger than this on the server and report each of them once (also with
+\fB\-q\fR): 1 to 1024G.
 .TP
 \fBadd_received\fR
 Prepend a \fBReceived:\fR header naming the server, pop3 and the UIDL. Default true.
@@ -227,6 +258,82 @@ anything it left running in the background is ended.
 How long the delivery command may take per message: 1s to 24h. When it runs longer, its
 whole process group is ended (SIGTERM, then SIGKILL half a second later) and the message stays
 on the server for the next run (exit 75). Default \fB"5m"\fR.
+.PP
+Paths in the config file (\fBdeliver.maildir\fR, \fBdeliver.mbox\fR, \fBtls_ca_file\fR,
+\fBtls_cert_file\fR, \fBtls_key_file\fR) may start with \fB~/\fR or \fB$HOME/\fR; nothing
+else is expanded, and a relative path is an error (it would depend on the directory pop3 runs
+in, which differs under cron). Paths on the command line may also start with \fB~\fR (also
+after \fB\-\-maildir=\fR) and are otherwise taken relative to the current directory.
+.PP
+Two accounts that log in as the same user on the same server and port share one seen-state:
+a message fetched by one is seen by the other, which then never delivers it (as with mpop).
+\fBpop3 accounts\fR and \fBpop3 fetch\fR warn about such accounts.
+.SH EXAMPLES
+A first fetch, without a config file (the password is asked on the terminal):
+.PP
+.nf
+pop3 fetch \-\-host pop.example.com \-\-user alice \-\-maildir ~/Mail/inbox
+.fi
+.PP
+A self-signed server, trusted by the fingerprint \fBpop3 probe\fR shows:
+.PP
+.nf
+pop3 probe mail.home.lan
+pop3 fetch \-\-host mail.home.lan \-\-user alice \-\-tls\-fingerprint sha256:AB:CD:... \e
+    \-\-password\-command 'pass show mail/home' \-\-maildir ~/Mail/home
+.fi
+.PP
+A config file with two accounts, checked before use:
+.PP
+.nf
+[accounts.work]
+host = "pop.example.com"
+user = "alice@example.com"
+password.command = ["pass", "show", "mail/work"]
+deliver.maildir = "~/Mail/work"
+
+[accounts.home]
+host = "mail.example.org"
+tls = "starttls"
+user = "alice"
+password.keyring = true
+deliver.mda = ["procmail", "\-d", "alice"]
+
+$ pop3 accounts \-\-check
+$ pop3 password set home
+.fi
+.PP
+Every ten minutes from cron (silent unless something fails):
+.PP
+.nf
+*/10 * * * * pop3 \-q fetch
+.fi
+.PP
+A systemd user timer, \fI~/.config/systemd/user/pop3.service\fR and \fIpop3.timer\fR:
+.PP
+.nf
+[Service]
+Type=oneshot
+ExecStart=%h/.cargo/bin/pop3 \-q fetch
+
+[Timer]
+OnBootSec=2m
+OnUnitActiveSec=10m
+[Install]
+WantedBy=timers.target
+
+$ systemctl \-\-user enable \-\-now pop3.timer
+.fi
+.PP
+Or a long-running service with \fBExecStart=%h/.cargo/bin/pop3 fetch \-\-daemon 10m\fR;
+SIGTERM while it waits ends it with exit code 0.
+.PP
+Delivery through procmail, which sees the sender, the account and the UIDL:
+.PP
+.nf
+deliver.mda = ["procmail", "\-f", "%F"]
+# in ~/.procmailrc: POP3_ACCOUNT, POP3_UIDL, POP3_SIZE and POP3_SENDER are set
+.fi
 .SH FILES
 .TP
 \fI$XDG_CONFIG_HOME/pop3/config.toml\fR (default \fI~/.config/pop3/config.toml\fR)
@@ -236,7 +343,8 @@ The config file.
 One \fIuser@host_port\fB.uidl\fR file per account with the UIDLs already delivered and when
 each was first seen, and a \fB.lock\fR file that keeps two runs from fetching one account at
 once. The run holding the lock writes its pid, start time and host into the lock file; a
-second run names them in its "already fetching" message.
+second run names them in its "already fetching" message. A \fB.too\-big\fR file lists the
+messages over \fBmax_size\fR that were already reported, so that each is reported once.
 .SH ENVIRONMENT
 .TP
 \fBPOP3_CONFIG\fR

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{Context, overrides, select};
 use crate::cli::ListArgs;
 use crate::client::{Listed, Op, Session, Transaction, Window};
+use crate::config::Overrides;
 use crate::engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
@@ -33,7 +34,10 @@ struct Headers {
 
 /// Run `pop3 list`.
 pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let over = overrides(&args.one_off, None, None);
+    let over = Overrides {
+        no_delivery: true,
+        ..overrides(&args.one_off, None, None)
+    };
     let named: Vec<String> = args.account.iter().cloned().collect();
     let name = select(&ctx.config, &named, &over)?
         .into_iter()

@@ -64,11 +64,16 @@ fn overrides(one_off: &OneOff, keep: Option<bool>, max_size: Option<u64>) -> Ove
         user: one_off.user.clone(),
         tls: one_off.tls,
         ca_file: one_off.ca_file.clone(),
+        tls_fingerprints: one_off.tls_fingerprint.clone(),
+        password_command: one_off.password_command.clone(),
+        auth: one_off.auth,
+        timeout: one_off.timeout,
         maildir: one_off.maildir.clone(),
         mbox: one_off.mbox.clone(),
         mda: one_off.mda.clone(),
         keep,
         max_size,
+        no_delivery: false,
     }
 }
 
@@ -103,6 +108,57 @@ fn select(config: &Config, named: &[String], over: &Overrides) -> Result<Vec<Opt
         ));
     }
     Ok(all)
+}
+
+/// Accounts of the config that log in as the same user on the same server and port, and
+/// so share one seen-state and one lock (`user@host:port`, DESIGN.md, State): a message
+/// fetched by one of them is seen for all, so the others never deliver it. That is mpop's
+/// rule too, and what keeps a duplicated account from fetching everything twice; but it is
+/// worth a warning, since a second account with another destination gets nothing.
+/// One (accounts, message) per shared login.
+fn shared_logins(config: &Config) -> Vec<(Vec<String>, String)> {
+    let over = Overrides {
+        no_delivery: true,
+        ..Overrides::default()
+    };
+    let mut by_key: Vec<(String, Vec<&str>)> = Vec::new();
+    for name in config.account_names() {
+        let Ok(account) = config.resolve(Some(name), &over) else {
+            continue;
+        };
+        let key = format!(
+            "{}@{}:{}",
+            account.login.user, account.server.host, account.server.port
+        );
+        match by_key.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(name),
+            None => by_key.push((key, vec![name])),
+        }
+    }
+    by_key
+        .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(key, names)| {
+            let line = format!(
+                "accounts {} log in as {key} and share one seen-state: a message fetched by \
+                 one is not fetched by the others (merge them, or give each its own login)",
+                names.join(", ")
+            );
+            (names.into_iter().map(str::to_owned).collect(), line)
+        })
+        .collect()
+}
+
+/// Print [`shared_logins`] warnings that concern any of `selected` (all when empty).
+fn warn_shared_logins(ctx: &Context, selected: &[Option<String>]) {
+    if ctx.quiet {
+        return;
+    }
+    for (names, line) in shared_logins(&ctx.config) {
+        if selected.iter().flatten().any(|n| names.contains(n)) {
+            eprintln!("pop3: warning: {line}");
+        }
+    }
 }
 
 /// The `--json` object for an account that failed.

@@ -15,7 +15,13 @@ pub fn run(ctx: &Context, args: &PasswordArgs) -> anyhow::Result<ExitCode> {
     let name = match &args.action {
         PasswordAction::Set { account } | PasswordAction::Delete { account } => account,
     };
-    let account = ctx.config.resolve(Some(name), &Overrides::default())?;
+    let account = ctx.config.resolve(
+        Some(name),
+        &Overrides {
+            no_delivery: true,
+            ..Overrides::default()
+        },
+    )?;
     match &args.action {
         PasswordAction::Set { .. } => {
             let secret = read_new_password(&account.login.user, &account.server.host)?;

@@ -23,12 +23,38 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         let over = Overrides {
             tls: args.tls,
             ca_file: args.ca_file.clone(),
+            no_delivery: true,
             ..Overrides::default()
         };
         let account = ctx.config.resolve(Some(&args.target), &over)?;
         (account.server.clone(), Some(account))
     } else {
         let (host, port) = split_host_port(&args.target)?;
+        // A bare word is a mistyped account name far more often than a host on the local
+        // network: say so instead of asking DNS about it.
+        let bare = !host.contains(['.', ':']) && host != "localhost";
+        if bare && port.is_none() {
+            let known = ctx.config.account_names().join(", ");
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "no account named {host:?} in {} ({}); for a host, give its full name \
+                     (pop.example.com) or HOST:PORT",
+                    ctx.config
+                        .path
+                        .as_ref()
+                        .map_or("the config (there is no config file)".into(), |p| p
+                            .display()
+                            .to_string()),
+                    if known.is_empty() {
+                        "no accounts".to_owned()
+                    } else {
+                        format!("accounts: {known}")
+                    }
+                ),
+            )
+            .into());
+        }
         // Port 110 is POP3 with STLS; anything else is taken as implicit TLS (995 and the
         // usual alternatives). --tls says otherwise.
         let tls = args.tls.unwrap_or(if port == Some(110) {

@@ -55,11 +55,20 @@ pub enum CommandLine {
 }
 
 impl CommandLine {
-    /// A short form for messages: the program name, or `sh -c`.
+    /// A short form for messages: the program name, or the shell command's first word.
     pub fn shown(&self) -> &str {
         match self {
             CommandLine::Argv(argv) => argv.first().map_or("", String::as_str),
-            CommandLine::Shell(_) => "sh -c",
+            CommandLine::Shell(s) => s.split_whitespace().next().unwrap_or("sh"),
+        }
+    }
+
+    /// The whole command as the config writes it: `["procmail", "-d", "alice"]` or the
+    /// shell string in quotes.
+    pub fn describe(&self) -> String {
+        match self {
+            CommandLine::Argv(argv) => format!("{argv:?}"),
+            CommandLine::Shell(s) => format!("{s:?} (sh -c)"),
         }
     }
 }
@@ -115,6 +124,9 @@ pub enum Target {
         command: CommandLine,
         timeout: Duration,
     },
+    /// None configured, for commands that deliver nothing (`list`, `check`, `probe`,
+    /// `password`); `fetch` never gets this far without a target.
+    Nowhere,
 }
 
 impl Target {
@@ -123,7 +135,8 @@ impl Target {
         match self {
             Target::Maildir(p) => format!("maildir {}", p.display()),
             Target::Mbox(p) => format!("mbox {}", p.display()),
-            Target::Mda { command, .. } => format!("mda {}", command.shown()),
+            Target::Mda { command, .. } => format!("mda {}", command.describe()),
+            Target::Nowhere => "(none)".to_owned(),
         }
     }
 }

@@ -48,11 +48,20 @@ pub struct Overrides {
     pub user: Option<String>,
     pub tls: Option<TlsMode>,
     pub ca_file: Option<PathBuf>,
+    /// `--tls-fingerprint`: replaces the file's pins.
+    pub tls_fingerprints: Vec<[u8; 32]>,
+    /// `--password-command`: run with `sh -c`, replaces the file's password source.
+    pub password_command: Option<String>,
+    pub auth: Option<AuthMech>,
+    pub timeout: Option<Duration>,
     pub maildir: Option<PathBuf>,
     pub mbox: Option<PathBuf>,
     pub mda: Option<String>,
     pub keep: Option<bool>,
     pub max_size: Option<u64>,
+    /// The command delivers nothing (`list`, `check`, `probe`, `password`): an account
+    /// without a `deliver.*` key is fine ([`Target::Nowhere`]).
+    pub no_delivery: bool,
 }
 
 impl Overrides {
@@ -127,8 +136,42 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile> {
             }
         }
         msg.push_str(&format!(": {}", e.message().trim_end()));
+        if let Some(guess) = did_you_mean(e.message()) {
+            msg.push_str(&format!(" (did you mean `{guess}`?)"));
+        }
         Error::new(ErrorKind::Config, msg)
     })
+}
+
+/// For serde's "unknown field `hots`, expected one of `host`, `port`, ...": the expected
+/// name closest to the unknown one, when it is close enough to be a typo.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (unknown, expected) = rest.split_once('`')?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (edit_distance(unknown, name), name))
+        .filter(|(d, name)| *d <= 2.max(name.len() / 4) && *d < name.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name.to_owned())
+}
+
+/// Levenshtein distance (key names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The key whose value starts at byte offset `at` (`timeout` in `timeout = "2h"`,
@@ -242,15 +285,16 @@ impl Config {
             .port
             .or(t.port.map(|p| p.0))
             .unwrap_or(tls.default_port());
+        let file_path = |s: &str, key: &str| paths::config_path(s, &label, key);
         let tls_ca_file = match (&over.ca_file, &t.tls_ca_file) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(s)) => Some(paths::expand_tilde(s)?),
+            (Some(p), _) => Some(paths::command_line_path(p)?),
+            (None, Some(s)) => Some(file_path(s, "tls_ca_file")?),
             (None, None) => None,
         };
         let mda_timeout = t.mda_timeout.map_or(DEFAULT_MDA_TIMEOUT, |d| d.0);
         let target = match (&over.maildir, &over.mbox, &over.mda) {
-            (Some(p), None, None) => Target::Maildir(p.clone()),
-            (None, Some(p), None) => Target::Mbox(p.clone()),
+            (Some(p), None, None) => Target::Maildir(paths::command_line_path(p)?),
+            (None, Some(p), None) => Target::Mbox(paths::command_line_path(p)?),
             (None, None, Some(c)) => Target::Mda {
                 command: CommandLine::Shell(c.clone()),
                 timeout: mda_timeout,
@@ -258,12 +302,13 @@ impl Config {
             (None, None, None) => {
                 let d = t.deliver.unwrap_or_default();
                 match (d.maildir, d.mbox, d.mda) {
-                    (Some(s), None, None) => Target::Maildir(paths::expand_tilde(&s)?),
-                    (None, Some(s), None) => Target::Mbox(paths::expand_tilde(&s)?),
+                    (Some(s), None, None) => Target::Maildir(file_path(&s, "deliver.maildir")?),
+                    (None, Some(s), None) => Target::Mbox(file_path(&s, "deliver.mbox")?),
                     (None, None, Some(c)) => Target::Mda {
                         command: command_line(c, &label, "deliver.mda")?,
                         timeout: mda_timeout,
                     },
+                    (None, None, None) if over.no_delivery => Target::Nowhere,
                     (None, None, None) => {
                         return Err(missing(
                             "deliver.maildir (or deliver.mbox, deliver.mda)",
@@ -288,7 +333,7 @@ impl Config {
                 ));
             }
         };
-        let tls_fingerprints = t
+        let file_pins = t
             .tls_fingerprint
             .map(|f| f.0)
             .unwrap_or_default()
@@ -305,8 +350,16 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let tls_fingerprints = if over.tls_fingerprints.is_empty() {
+            file_pins
+        } else {
+            over.tls_fingerprints.clone()
+        };
         let tls_client_cert = match (t.tls_cert_file, t.tls_key_file) {
-            (Some(c), Some(k)) => Some((paths::expand_tilde(&c)?, paths::expand_tilde(&k)?)),
+            (Some(c), Some(k)) => Some((
+                file_path(&c, "tls_cert_file")?,
+                file_path(&k, "tls_key_file")?,
+            )),
             (None, None) => None,
             _ => {
                 return Err(Error::new(
@@ -315,9 +368,13 @@ impl Config {
                 ));
             }
         };
-        let password = match t.password {
-            None => PasswordSource::Default,
-            Some(PasswordTable::Literal(p)) => {
+        let password = match (&over.password_command, t.password) {
+            (Some(c), _) => PasswordSource::Command(PasswordCommand {
+                line: CommandLine::Shell(c.clone()),
+                timeout: DEFAULT_PASSWORD_TIMEOUT,
+            }),
+            (None, None) => PasswordSource::Default,
+            (None, Some(PasswordTable::Literal(p))) => {
                 if self.readable_by_others {
                     let path = self.where_();
                     return Err(Error::new(
@@ -330,7 +387,7 @@ impl Config {
                 }
                 PasswordSource::Literal(Secret::new(p))
             }
-            Some(PasswordTable::Source(s)) => {
+            (None, Some(PasswordTable::Source(s))) => {
                 let set = [
                     s.command.is_some(),
                     s.env.is_some(),
@@ -367,9 +424,10 @@ impl Config {
                 }
             }
         };
-        let auth = match t.auth.and_then(|a| a.0) {
-            None => AuthMech::Auto,
-            Some(m) => AuthMech::Named(m),
+        let auth = match (over.auth, t.auth.and_then(|a| a.0)) {
+            (Some(a), _) => a,
+            (None, None) => AuthMech::Auto,
+            (None, Some(m)) => AuthMech::Named(m),
         };
         let allow_plaintext_password = t.allow_plaintext_password.unwrap_or(false);
         if let AuthMech::Named(m) = auth
@@ -391,7 +449,9 @@ impl Config {
             ));
         }
         // Durations and sizes were range-checked as the file was read (`range`).
-        let timeout = t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+        let timeout = over
+            .timeout
+            .unwrap_or(t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0));
         Ok(Account {
             name: name.map_or_else(|| format!("{user}@{host}"), str::to_owned),
             server: Server {
@@ -511,6 +571,30 @@ mod tests {
         assert!(msg.starts_with("test.toml: line 6"), "{msg}");
         assert!(msg.contains("accounts.work"), "{msg}");
         assert!(msg.contains("hots"), "{msg}");
+    }
+
+    #[test]
+    fn a_misspelt_key_or_table_gets_a_suggestion() {
+        let msg = config("[accounts.a]\nhots = \"h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("did you mean `host`?"), "{msg}");
+        let msg = config("[acounts.a]\nhost = \"h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("did you mean `accounts`?"), "{msg}");
+        let msg = config("[accounts.a]\ndelete_afer = \"1d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("did you mean `delete_after`?"), "{msg}");
+        let msg = config("[accounts.a]\nzzzzzz = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("did you mean"), "{msg}");
+        let msg = config("[accounts.a]\nport = \"995\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("port = 995 (without quotes)"), "{msg}");
     }
 
     #[test]

@@ -163,7 +163,23 @@ pub struct PortValue(pub u16);
 
 impl<'de> Deserialize<'de> for PortValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = i64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a port number from 1 to 65535")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+                Err(E::custom(format!(
+                    "a port is a number, not a string: write port = {} (without quotes)",
+                    v.trim()
+                )))
+            }
+        }
+        let n = d.deserialize_any(V)?;
         u16::try_from(n)
             .ok()
             .filter(|p| PORT.contains(p))

@@ -301,6 +301,13 @@ fn open_sink(target: &Target) -> Result<Box<dyn Sink>> {
         Target::Maildir(dir) => Box::new(Maildir::open(dir)?),
         Target::Mbox(path) => Box::new(Mbox::open(path)?),
         Target::Mda { command, timeout } => Box::new(Mda::new(command.clone(), *timeout)),
+        Target::Nowhere => {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Config,
+                "no delivery target: set deliver.maildir, deliver.mbox or deliver.mda (or \
+                 give --maildir, --mbox or --mda)",
+            ));
+        }
     })
 }
 

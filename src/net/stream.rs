@@ -22,6 +22,9 @@ pub struct BufSocket {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// The first bytes the server ever sent, kept so that a failed handshake can tell a
+    /// plain POP3 greeting (`+OK`) from broken TLS.
+    head: Vec<u8>,
 }
 
 impl BufSocket {
@@ -32,9 +35,18 @@ impl BufSocket {
             buf: vec![0; 64 * 1024].into_boxed_slice(),
             start: 0,
             end: 0,
+            head: Vec::new(),
         }
     }
+
+    /// The first bytes received on this socket (at most 16).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
 }
+
+/// How many of the first bytes [`BufSocket::head`] keeps.
+const HEAD: usize = 16;
 
 impl Read for BufSocket {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -47,6 +59,10 @@ impl Read for BufSocket {
             self.start = 0;
             self.end = 0;
             self.end = self.sock.read(&mut self.buf)?;
+            if self.head.len() < HEAD {
+                let take = (HEAD - self.head.len()).min(self.end);
+                self.head.extend_from_slice(&self.buf[..take]);
+            }
         }
         let n = out.len().min(self.end - self.start);
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);

@@ -285,6 +285,9 @@ impl Client {
                     let e = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
                     return Err(self.handshake_error(host, e));
                 }
+                if let Some(plain) = plain_pop3(sock.head()) {
+                    return Err(plain.into_error(host));
+                }
                 return Err(self.handshake_error(host, e));
             }
         }
@@ -337,6 +340,53 @@ impl Client {
         }
         Error::new(ErrorKind::Unavailable, what)
     }
+}
+
+/// A plain POP3 greeting where a TLS handshake was expected: the server at that port does
+/// not speak TLS at once (a plain or STLS port).
+struct PlainGreeting(String);
+
+impl PlainGreeting {
+    fn into_error(self, host: &str) -> Error {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{host} answered the TLS handshake with a plain POP3 greeting (\"{}\"): this port \
+                 speaks plain POP3, so use tls = \"starttls\" (--tls starttls, usually port 110) \
+                 instead of tls = \"implicit\", or the implicit-TLS port (995)",
+                self.0
+            ),
+        )
+    }
+}
+
+/// Whether `head`, the first bytes the server sent, is a POP3 status line (`+OK`/`-ERR`).
+fn plain_pop3(head: &[u8]) -> Option<PlainGreeting> {
+    (head.starts_with(b"+OK") || head.starts_with(b"-ERR")).then(|| {
+        let end = head.iter().position(|b| *b == b'\r' || *b == b'\n');
+        let shown = crate::proto::sanitize::sanitize(&head[..end.unwrap_or(head.len())]);
+        PlainGreeting(shown)
+    })
+}
+
+/// Whether a server that has said nothing yet speaks TLS: send a TLS ClientHello on a
+/// fresh connection (`tcp`) and see whether the first byte back is a TLS record (handshake
+/// or alert). Nothing secret is sent; the connection is then dropped. Used when a plain
+/// connection gets no greeting, to tell a slow server from an implicit-TLS port.
+pub fn speaks_tls(client: &Client, host: &str, tcp: TcpStream) -> bool {
+    use std::io::Read;
+    let name = ServerName::try_from(host.to_owned())
+        .unwrap_or_else(|_| ServerName::try_from("localhost").expect("a valid name"));
+    let Ok(mut conn) = ClientConnection::new(client.config.clone(), name) else {
+        return false;
+    };
+    let mut tcp = tcp;
+    if conn.write_tls(&mut tcp).is_err() {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    // 0x16: handshake record (ServerHello), 0x15: alert.
+    matches!(tcp.read(&mut first), Ok(1) if first[0] == 0x16 || first[0] == 0x15)
 }
 
 /// Plain words for the usual certificate errors.

@@ -2,4 +2,5 @@
 //! from fetching one account at once ([`lock`]).
 
 pub mod lock;
+pub mod too_big;
 pub mod uidl;

@@ -544,7 +544,7 @@ fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &Uid) {
 }
 
 /// Percent-encode every byte outside 0x21..=0x7E, and `%` itself.
-fn encode_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn encode_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     crate::proto::hex::percent_encode(buf, bytes);
 }
 
@@ -585,7 +585,7 @@ fn parse_time(num: &[u8]) -> Option<i64> {
 }
 
 /// Undo `encode_record`'s percent-encoding and validate the result as a `Uid`.
-fn decode_uid(enc: &[u8]) -> std::result::Result<Uid, &'static str> {
+pub(crate) fn decode_uid(enc: &[u8]) -> std::result::Result<Uid, &'static str> {
     // The common case, nothing encoded: no intermediate buffer.
     if enc.iter().all(|&b| (0x21..=0x7e).contains(&b) && b != b'%') {
         return Uid::new(enc).ok_or("invalid uid (empty or too long)");
