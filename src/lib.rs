@@ -18,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod keyring;
 pub mod net;
+pub mod oauth;
 pub mod proto;
 pub mod secret;
 pub mod session;

@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 pub mod accounts;
+pub mod auth;
 pub mod check;
 pub mod fetch;
 pub mod generate;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe::run(&ctx, &args),
         Command::Accounts(args) => accounts::run(&ctx, &args),
         Command::Password(args) => password::run(&ctx, &args),
+        Command::Auth(args) => auth::run(&ctx, &args),
         Command::Generate(_) => unreachable!("handled before the config is loaded"),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod file;
+pub mod oauth;
 pub mod paths;
 pub mod range;
 
@@ -104,6 +105,12 @@ fn hide_password_variables(file: &ConfigFile) {
     let tables = std::iter::once(&file.defaults).chain(file.accounts.0.iter().map(|(_, t)| t));
     for table in tables {
         if let Some(PasswordTable::Source(s)) = &table.password
+            && let Some(var) = &s.env
+        {
+            crate::secret::child::hide_from_children(var);
+        }
+        if let Some(PasswordTable::Source(s)) =
+            table.oauth.as_ref().and_then(|o| o.client_secret.as_ref())
             && let Some(var) = &s.env
         {
             crate::secret::child::hide_from_children(var);
@@ -315,62 +322,12 @@ impl Config {
                 ));
             }
         };
-        let password = match t.password {
-            None => PasswordSource::Default,
-            Some(PasswordTable::Literal(p)) => {
-                if self.readable_by_others {
-                    let path = self.where_();
-                    return Err(Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "{label}: refusing a literal `password` in a file that group or \
-                             others can read; run `chmod 600 {path}` or use password.command"
-                        ),
-                    ));
-                }
-                PasswordSource::Literal(Secret::new(p))
-            }
-            Some(PasswordTable::Source(s)) => {
-                let set = [
-                    s.command.is_some(),
-                    s.env.is_some(),
-                    s.prompt == Some(true),
-                    s.keyring == Some(true),
-                ];
-                if set.iter().filter(|b| **b).count() != 1 {
-                    return Err(Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "{label}: set exactly one of password.command, password.env, \
-                             password.prompt = true, password.keyring = true"
-                        ),
-                    ));
-                }
-                let timeout = match (&s.command, s.timeout) {
-                    (_, None) => DEFAULT_PASSWORD_TIMEOUT,
-                    (Some(_), Some(t)) => t.0,
-                    (None, Some(_)) => {
-                        return Err(Error::new(
-                            ErrorKind::Config,
-                            format!("{label}: `password.timeout` applies only to password.command"),
-                        ));
-                    }
-                };
-                match (s.command, s.env, s.keyring == Some(true)) {
-                    (Some(c), _, _) => PasswordSource::Command(PasswordCommand {
-                        line: command_line(c, &label, "password.command")?,
-                        timeout,
-                    }),
-                    (None, Some(var), _) => PasswordSource::Env(var),
-                    (None, None, true) => PasswordSource::Keyring,
-                    (None, None, false) => PasswordSource::Prompt,
-                }
-            }
-        };
+        let password = self.password_source(t.password, &label, "password")?;
         let auth = match t.auth.and_then(|a| a.0) {
             None => AuthMech::Auto,
             Some(m) => AuthMech::Named(m),
         };
+        let oauth = oauth::resolve(self, t.oauth, &label, auth, &password)?;
         let allow_plaintext_password = t.allow_plaintext_password.unwrap_or(false);
         if let AuthMech::Named(m) = auth
             && tls == TlsMode::None
@@ -412,6 +369,7 @@ impl Config {
                 password,
                 auth,
                 allow_plaintext_password,
+                oauth,
             },
             policy: Policy {
                 keep: over.keep.or(t.keep).unwrap_or(true),
@@ -422,6 +380,67 @@ impl Config {
                 target,
                 add_received: t.add_received.unwrap_or(true),
             },
+        })
+    }
+    /// A `password` (or `oauth.client_secret`, named by `key`) table as a source: a
+    /// literal only in a file nobody else can read, exactly one of the table's sources.
+    fn password_source(
+        &self,
+        table: Option<PasswordTable>,
+        label: &str,
+        key: &str,
+    ) -> Result<PasswordSource> {
+        Ok(match table {
+            None => PasswordSource::Default,
+            Some(PasswordTable::Literal(p)) => {
+                if self.readable_by_others {
+                    let path = self.where_();
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: refusing a literal `{key}` in a file that group or \
+                         others can read; run `chmod 600 {path}` or use {key}.command"
+                        ),
+                    ));
+                }
+                PasswordSource::Literal(Secret::new(p))
+            }
+            Some(PasswordTable::Source(s)) => {
+                let set = [
+                    s.command.is_some(),
+                    s.env.is_some(),
+                    s.prompt == Some(true),
+                    s.keyring == Some(true),
+                ];
+                if set.iter().filter(|b| **b).count() != 1 {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: set exactly one of {key}.command, {key}.env, \
+                         {key}.prompt = true, {key}.keyring = true"
+                        ),
+                    ));
+                }
+                let timeout = match (&s.command, s.timeout) {
+                    (_, None) => DEFAULT_PASSWORD_TIMEOUT,
+                    (Some(_), Some(t)) => t.0,
+                    (None, Some(_)) => {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!("{label}: `{key}.timeout` applies only to {key}.command"),
+                        ));
+                    }
+                };
+                match (s.command, s.env, s.keyring == Some(true)) {
+                    (Some(c), _, _) => PasswordSource::Command(PasswordCommand {
+                        line: command_line(c, label, &format!("{key}.command"))?,
+                        timeout,
+                    }),
+                    (None, Some(var), _) => PasswordSource::Env(var),
+                    (None, None, true) => PasswordSource::Keyring,
+                    (None, None, false) => PasswordSource::Prompt,
+                }
+            }
         })
     }
 }
@@ -485,6 +504,7 @@ fn merge(defaults: &AccountTable, account: &AccountTable) -> AccountTable {
         tls_key_file: a.tls_key_file.or(d.tls_key_file),
         mda_timeout: a.mda_timeout.or(d.mda_timeout),
         deliver: a.deliver.or(d.deliver),
+        oauth: oauth::merge(d.oauth, a.oauth),
     }
 }
 
