@@ -19,6 +19,9 @@ _pop3() {
             pop3,accounts)
                 cmd="pop3__subcmd__accounts"
                 ;;
+            pop3,auth)
+                cmd="pop3__subcmd__auth"
+                ;;
             pop3,check)
                 cmd="pop3__subcmd__check"
                 ;;
@@ -60,6 +63,9 @@ _pop3() {
                 ;;
             pop3__subcmd__help,accounts)
                 cmd="pop3__subcmd__help__subcmd__accounts"
+                ;;
+            pop3__subcmd__help,auth)
+                cmd="pop3__subcmd__help__subcmd__auth"
                 ;;
             pop3__subcmd__help,check)
                 cmd="pop3__subcmd__help__subcmd__check"
@@ -119,7 +125,7 @@ _pop3() {
 
     case "${cmd}" in
         pop3)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password generate help"
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password auth generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,6 +148,28 @@ _pop3() {
             ;;
         pop3__subcmd__accounts)
             opts="-c -q -v -h -V --check --json --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__auth)
+            opts="-c -q -v -h -V --device --browser --config --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -413,7 +441,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help)
-            opts="fetch list check probe accounts password generate help"
+            opts="fetch list check probe accounts password auth generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -427,6 +455,20 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help__subcmd__accounts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__auth)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -18,6 +18,7 @@ mod hostile;
 mod keyring;
 mod kill;
 mod no_loss;
+mod oauth;
 mod policy;
 mod ranges;
 mod sinks;

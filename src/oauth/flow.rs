@@ -63,8 +63,8 @@ fn describe_error(reply: &Reply) -> String {
 /// A successful token answer (RFC 6749 section 5.1), or the error it is.
 fn tokens(url: &str, reply: Reply) -> Result<Tokens> {
     if reply.status != 200 {
-        let temporary = reply.status >= 500
-            || error_code(&reply).as_deref() == Some("temporarily_unavailable");
+        let temporary =
+            reply.status >= 500 || error_code(&reply).as_deref() == Some("temporarily_unavailable");
         let kind = if temporary {
             ErrorKind::Temporary
         } else {

@@ -7,4 +7,5 @@ pub mod dovecot;
 
 pub mod certs;
 pub mod env;
+pub mod oauth_server;
 pub mod server;
