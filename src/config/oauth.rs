@@ -159,3 +159,88 @@ pub(super) fn resolve(
         token_store,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Overrides, parse};
+    use crate::error::ErrorKind;
+    use crate::oauth::{Provider, TokenStore};
+
+    const BASE: &str = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ndeliver.maildir = \"/m\"\n";
+
+    fn resolve(extra: &str) -> crate::error::Result<crate::config::Account> {
+        let path = std::path::PathBuf::from("test.toml");
+        let file = parse(&path, &format!("{BASE}{extra}"))?;
+        let config = crate::config::Config {
+            path: Some(path),
+            file,
+            readable_by_others: false,
+        };
+        config.resolve(Some("a"), &Overrides::default())
+    }
+
+    #[test]
+    fn a_provider_fills_in_endpoints_and_scopes() {
+        let a = resolve(
+            "auth = \"xoauth2\"\noauth.provider = \"microsoft\"\noauth.client_id = \"c\"\n",
+        )
+        .unwrap();
+        let o = a.login.oauth.unwrap();
+        assert_eq!(o.provider, Some(Provider::Microsoft));
+        assert!(o.device_url.is_some());
+        assert_eq!(
+            o.scopes,
+            [
+                "https://outlook.office.com/POP.AccessAsUser.All",
+                "offline_access"
+            ]
+        );
+        assert_eq!(o.token_store, TokenStore::Auto);
+        let a = resolve(
+            "auth = \"oauthbearer\"\noauth.provider = \"google\"\noauth.client_id = \"c\"\n\
+             oauth.client_secret.env = \"S\"\n",
+        )
+        .unwrap();
+        let o = a.login.oauth.unwrap();
+        assert_eq!(o.scopes, ["https://mail.google.com/"]);
+        assert!(o.device_url.is_none() && o.client_secret.is_some());
+    }
+
+    #[test]
+    fn bad_oauth_tables_are_config_errors_naming_the_key() {
+        for (extra, want) in [
+            (
+                "auth = \"plain\"\noauth.provider = \"google\"\noauth.client_id = \"c\"\n",
+                "auth = \"xoauth2\"",
+            ),
+            (
+                "auth = \"xoauth2\"\noauth.provider = \"yahoo\"\noauth.client_id = \"c\"\n",
+                "oauth.provider",
+            ),
+            (
+                "auth = \"xoauth2\"\noauth.provider = \"google\"\n",
+                "oauth.client_id",
+            ),
+            (
+                "auth = \"xoauth2\"\noauth.client_id = \"c\"\noauth.token_url = \"http://x/t\"\noauth.device_url = \"https://x/d\"\noauth.scopes = [\"s\"]\n",
+                "https://",
+            ),
+            (
+                "auth = \"xoauth2\"\npassword = \"p\"\noauth.provider = \"google\"\noauth.client_id = \"c\"\n",
+                "either password or oauth",
+            ),
+            (
+                "auth = \"xoauth2\"\noauth.provider = \"google\"\noauth.client_id = \"c\"\noauth.token_store = \"disk\"\n",
+                "oauth.token_store",
+            ),
+            (
+                "auth = \"xoauth2\"\noauth.provider = \"google\"\noauth.client_id = \"c\"\noauth.clientid = \"c\"\n",
+                "clientid",
+            ),
+        ] {
+            let err = resolve(extra).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{extra}");
+            assert!(err.to_string().contains(want), "{extra}: {err}");
+        }
+    }
+}
