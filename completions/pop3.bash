@@ -19,6 +19,9 @@ _pop3() {
             pop3,accounts)
                 cmd="pop3__subcmd__accounts"
                 ;;
+            pop3,auth)
+                cmd="pop3__subcmd__auth"
+                ;;
             pop3,check)
                 cmd="pop3__subcmd__check"
                 ;;
@@ -66,6 +69,9 @@ _pop3() {
                 ;;
             pop3__subcmd__help,accounts)
                 cmd="pop3__subcmd__help__subcmd__accounts"
+                ;;
+            pop3__subcmd__help,auth)
+                cmd="pop3__subcmd__help__subcmd__auth"
                 ;;
             pop3__subcmd__help,check)
                 cmd="pop3__subcmd__help__subcmd__check"
@@ -182,7 +188,7 @@ _pop3() {
 
     case "${cmd}" in
         pop3)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state generate help"
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state auth generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -205,6 +211,28 @@ _pop3() {
             ;;
         pop3__subcmd__accounts)
             opts="-c -q -v -h -V --check --json --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__auth)
+            opts="-c -q -v -h -V --device --browser --config --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -516,7 +544,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help)
-            opts="fetch list check probe accounts password import state generate help"
+            opts="fetch list check probe accounts password import state auth generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -530,6 +558,20 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help__subcmd__accounts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__auth)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

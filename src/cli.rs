@@ -91,6 +91,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Show, export, import or change an account's seen-state (the UIDLs already fetched)
     State(StateArgs),
+    /// Sign in to an OAuth account (Gmail, Microsoft 365) and store its tokens
+    Auth(AuthArgs),
     /// Write the man page or shell completions (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -227,6 +229,23 @@ pub enum StateAction {
         #[arg(required = true)]
         uids: Vec<String>,
     },
+}
+
+/// `pop3 auth`.
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// The account, as named in the config (it needs an `oauth` table)
+    pub account: String,
+
+    /// Sign in with a code entered on any device (RFC 8628) [default when the provider has
+    /// a device endpoint]
+    #[arg(long, conflicts_with = "browser")]
+    pub device: bool,
+
+    /// Sign in in a browser on this machine, which returns to pop3 on 127.0.0.1 [default
+    /// otherwise]
+    #[arg(long)]
+    pub browser: bool,
 }
 
 /// `pop3 generate`.

@@ -34,24 +34,46 @@ fn alternatives(account: &Account) -> String {
     )
 }
 
+/// One keyring entry of an account: its user name in the keyring, and what to say when it
+/// is missing.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The keyring user name (service [`SERVICE`]).
+    pub user: String,
+    /// What is stored, for messages ("OAuth refresh token").
+    pub what: &'static str,
+    /// What to do when it is missing ("run `pop3 auth work`").
+    pub advice: String,
+}
+
+impl Item {
+    /// The account's password entry.
+    pub fn password(account: &Account) -> Item {
+        Item {
+            user: entry_user(account),
+            what: "password",
+            advice: format!("store one with `pop3 password set {}`", account.name),
+        }
+    }
+}
+
 #[cfg(feature = "keyring")]
 mod imp {
     use super::*;
     use keyring::{Entry, Error as KError};
 
-    fn entry(account: &Account) -> Result<Entry> {
-        Entry::new(SERVICE, &entry_user(account)).map_err(|e| failure(account, e))
+    fn entry(account: &Account, item: &Item) -> Result<Entry> {
+        Entry::new(SERVICE, &item.user).map_err(|e| failure(account, item, e))
     }
 
     /// Map a keyring error to ours; never includes a secret (the errors carry none we show).
-    fn failure(account: &Account, e: KError) -> Error {
+    fn failure(account: &Account, item: &Item, e: KError) -> Error {
         match e {
             KError::NoEntry => Error::new(
                 ErrorKind::Config,
                 format!(
-                    "no password for account {} in the keyring; store one with `pop3 \
-                     password set {}`",
-                    account.name, account.name
+                    "no {} for account {} in the keyring; {}",
+                    item.what, account.name, item.advice
                 ),
             ),
             KError::NoStorageAccess(inner) => Error::new(
@@ -75,16 +97,18 @@ mod imp {
         }
     }
 
-    pub fn get(account: &Account, timeout: Duration) -> Result<Secret> {
+    pub fn get(account: &Account, item: &Item, timeout: Duration) -> Result<Secret> {
         let worker_account = account.clone();
+        let worker_item = item.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         // A worker thread, so that a keyring stuck on an unlock prompt cannot hang us; if it
         // never answers, the thread is abandoned and the process exits without it.
         std::thread::Builder::new()
             .name("keyring".into())
             .spawn(move || {
-                let result = entry(&worker_account)
-                    .and_then(|e| e.get_password().map_err(|e| failure(&worker_account, e)))
+                let (a, i) = (&worker_account, &worker_item);
+                let result = entry(a, i)
+                    .and_then(|e| e.get_password().map_err(|e| failure(a, i, e)))
                     .map(Secret::new);
                 let _ = tx.send(result);
             })
@@ -101,16 +125,16 @@ mod imp {
         })
     }
 
-    pub fn set(account: &Account, secret: &Secret) -> Result<()> {
-        entry(account)?
+    pub fn set(account: &Account, item: &Item, secret: &Secret) -> Result<()> {
+        entry(account, item)?
             .set_password(secret.expose())
-            .map_err(|e| failure(account, e))
+            .map_err(|e| failure(account, item, e))
     }
 
-    pub fn delete(account: &Account) -> Result<()> {
-        entry(account)?
+    pub fn delete(account: &Account, item: &Item) -> Result<()> {
+        entry(account, item)?
             .delete_credential()
-            .map_err(|e| failure(account, e))
+            .map_err(|e| failure(account, item, e))
     }
 }
 
@@ -128,30 +152,48 @@ mod imp {
         )
     }
 
-    pub fn get(account: &Account, _timeout: Duration) -> Result<Secret> {
+    pub fn get(account: &Account, _item: &Item, _timeout: Duration) -> Result<Secret> {
         Err(missing(account))
     }
 
-    pub fn set(account: &Account, _secret: &Secret) -> Result<()> {
+    pub fn set(account: &Account, _item: &Item, _secret: &Secret) -> Result<()> {
         Err(missing(account))
     }
 
-    pub fn delete(account: &Account) -> Result<()> {
+    pub fn delete(account: &Account, _item: &Item) -> Result<()> {
         Err(missing(account))
     }
+}
+
+/// Whether this pop3 was built with keyring support.
+pub const BUILT_IN: bool = cfg!(feature = "keyring");
+
+/// One entry of the account from the keyring, within `timeout`.
+pub fn get_item(account: &Account, item: &Item, timeout: Duration) -> Result<Secret> {
+    imp::get(account, item, timeout)
+}
+
+/// Store one entry of the account in the keyring.
+pub fn set_item(account: &Account, item: &Item, secret: &Secret) -> Result<()> {
+    imp::set(account, item, secret)
+}
+
+/// Remove one entry of the account from the keyring.
+pub fn delete_item(account: &Account, item: &Item) -> Result<()> {
+    imp::delete(account, item)
 }
 
 /// The account's password from the keyring, within `timeout`.
 pub fn get(account: &Account, timeout: Duration) -> Result<Secret> {
-    imp::get(account, timeout)
+    imp::get(account, &Item::password(account), timeout)
 }
 
 /// Store the account's password in the keyring.
 pub fn set(account: &Account, secret: &Secret) -> Result<()> {
-    imp::set(account, secret)
+    imp::set(account, &Item::password(account), secret)
 }
 
 /// Remove the account's password from the keyring.
 pub fn delete(account: &Account) -> Result<()> {
-    imp::delete(account)
+    imp::delete(account, &Item::password(account))
 }

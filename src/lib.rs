@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod import;
 pub mod keyring;
 pub mod net;
+pub mod oauth;
 pub mod proto;
 pub mod secret;
 pub mod session;

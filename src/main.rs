@@ -46,11 +46,16 @@ fn init_logging(quiet: bool, verbose: u8) {
         (false, 1) => log::LevelFilter::Info,
         (false, _) => log::LevelFilter::Debug,
     };
+    // ureq's own debug lines describe the OAuth requests, whose bodies hold secrets: keep
+    // them out of -vv (RUST_LOG can still ask for them).
+    let http = level.min(log::LevelFilter::Warn);
     env_logger::Builder::new()
         .filter_level(level)
         // rustls's own debug lines ("No cached session for ...") are not ours to show;
         // RUST_LOG=rustls=debug still brings them back.
         .filter_module("rustls", level.min(log::LevelFilter::Warn))
+        .filter_module("ureq", http)
+        .filter_module("ureq_proto", http)
         .parse_env("RUST_LOG")
         .format(|buf, record| {
             use std::io::Write;

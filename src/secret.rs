@@ -30,9 +30,15 @@ pub const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
 /// `ErrorKind::Temporary` when the password command runs out of time; they never contain
 /// the secret.
 pub fn obtain(account: &Account) -> Result<Secret> {
-    match &account.login.password {
+    obtain_from(account, &account.login.password, "password")
+}
+
+/// [`obtain`] from another source of the account, named `key` in messages
+/// (`oauth.client_secret`).
+pub fn obtain_from(account: &Account, source: &PasswordSource, key: &str) -> Result<Secret> {
+    match source {
         PasswordSource::Literal(s) => Ok(s.clone()),
-        PasswordSource::Command(command) => run_command(command),
+        PasswordSource::Command(command) => run_command(command, key),
         PasswordSource::Env(var) => {
             // Already hidden when the config was loaded; again here for a config that
             // came from elsewhere.
@@ -40,15 +46,15 @@ pub fn obtain(account: &Account) -> Result<Secret> {
             std::env::var(var).map(Secret::new).map_err(|_| {
                 Error::new(
                     ErrorKind::Config,
-                    format!("password.env names {var}, which is not set"),
+                    format!("{key}.env names {var}, which is not set"),
                 )
             })
         }
-        PasswordSource::Prompt => prompt(account),
+        PasswordSource::Prompt => prompt(account, key),
         PasswordSource::Keyring => crate::keyring::get(account, crate::keyring::LOOKUP_TIMEOUT),
         PasswordSource::Default => match std::env::var(PASSWORD_ENV) {
             Ok(p) => Ok(Secret::new(p)),
-            Err(_) if std::io::stdin().is_terminal() => prompt(account),
+            Err(_) if std::io::stdin().is_terminal() => prompt(account, key),
             Err(_) => Err(Error::new(
                 ErrorKind::Config,
                 format!(
@@ -63,7 +69,7 @@ pub fn obtain(account: &Account) -> Result<Secret> {
     }
 }
 
-fn prompt(account: &Account) -> Result<Secret> {
+fn prompt(account: &Account, key: &str) -> Result<Secret> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::new(
             ErrorKind::Config,
@@ -74,8 +80,13 @@ fn prompt(account: &Account) -> Result<Secret> {
             ),
         ));
     }
+    let what = if key == "password" {
+        "Password"
+    } else {
+        "OAuth client secret"
+    };
     let text = format!(
-        "Password for {}@{}: ",
+        "{what} for {}@{}: ",
         account.login.user, account.server.host
     );
     rpassword::prompt_password(text)
@@ -90,7 +101,7 @@ fn prompt(account: &Account) -> Result<Secret> {
 /// its timeout, the group is ended and the error is `ErrorKind::Temporary` (exit 75): a
 /// pinentry waiting under cron must not hold the account lock for ever. Its output is read
 /// up to [`MAX_COMMAND_OUTPUT`] bytes and never appears in an error.
-fn run_command(command: &PasswordCommand) -> Result<Secret> {
+fn run_command(command: &PasswordCommand, key: &str) -> Result<Secret> {
     let shown = command.shown();
     let group = if std::io::stdin().is_terminal() {
         Group::Ours
@@ -112,16 +123,12 @@ fn run_command(command: &PasswordCommand) -> Result<Secret> {
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let failed = |what: String| {
-        Error::new(
-            ErrorKind::Config,
-            format!("password.command {shown:?} {what}"),
-        )
-    };
+    let failed =
+        |what: String| Error::new(ErrorKind::Config, format!("{key}.command {shown:?} {what}"));
     let mut running = cmd.spawn().map_err(|e| {
         Error::with_source(
             ErrorKind::Config,
-            format!("cannot run password.command {shown:?}"),
+            format!("cannot run {key}.command {shown:?}"),
             e,
         )
     })?;
@@ -129,7 +136,7 @@ fn run_command(command: &PasswordCommand) -> Result<Secret> {
     let status = running.wait(command.timeout).map_err(|e| {
         Error::with_source(
             ErrorKind::Io,
-            format!("cannot wait for password.command {shown:?}"),
+            format!("cannot wait for {key}.command {shown:?}"),
             e,
         )
     })?;
@@ -137,9 +144,9 @@ fn run_command(command: &PasswordCommand) -> Result<Secret> {
         return Err(Error::new(
             ErrorKind::Temporary,
             format!(
-                "password.command {shown:?} did not finish within {} s \
+                "{key}.command {shown:?} did not finish within {} s \
                  and was stopped (is it waiting for input nobody can give, like a pinentry \
-                 under cron?); set password.timeout to allow it longer",
+                 under cron?); set {key}.timeout to allow it longer",
                 command.timeout.as_secs_f32()
             ),
         ));
@@ -223,8 +230,9 @@ mod tests {
     #[test]
     fn password_command_first_line_is_the_password() {
         let cmd = shell_command("printf 'hunter2\\r\\nsecond line\\n'", LONG);
-        assert_eq!(run_command(&cmd).unwrap().expose(), "hunter2");
-        let err = run_command(&shell_command("echo hunter2; exit 1", LONG)).unwrap_err();
+        assert_eq!(run_command(&cmd, "password").unwrap().expose(), "hunter2");
+        let err =
+            run_command(&shell_command("echo hunter2; exit 1", LONG), "password").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(!err.chain().contains("hunter2"), "{err}");
     }
@@ -241,10 +249,10 @@ mod tests {
             pid_file.display()
         );
         let t0 = std::time::Instant::now();
-        let err = run_command(&shell_command(
-            &script,
-            std::time::Duration::from_millis(300),
-        ))
+        let err = run_command(
+            &shell_command(&script, std::time::Duration::from_millis(300)),
+            "password",
+        )
         .unwrap_err();
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(5),
@@ -275,7 +283,7 @@ mod tests {
     fn password_command_output_is_bounded() {
         // Endless output: we stop reading, the writer gets EPIPE, and no memory grows.
         let t0 = std::time::Instant::now();
-        let err = run_command(&shell_command("yes", LONG)).unwrap_err();
+        let err = run_command(&shell_command("yes", LONG), "password").unwrap_err();
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(10),
             "{:?}",
@@ -286,7 +294,9 @@ mod tests {
         // Exactly the limit is still read (and the first line taken).
         let script = format!("echo pw; head -c {} /dev/zero", MAX_COMMAND_OUTPUT - 3);
         assert_eq!(
-            run_command(&shell_command(&script, LONG)).unwrap().expose(),
+            run_command(&shell_command(&script, LONG), "password")
+                .unwrap()
+                .expose(),
             "pw"
         );
     }

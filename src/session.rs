@@ -168,15 +168,41 @@ fn await_greeting(
     Ok(())
 }
 
+/// What the account logs in with: its password, or with an `oauth` table the current
+/// OAuth access token (cached, or refreshed now; see `crate::oauth`). `rejected` is an
+/// access token the server has just refused, which forces a refresh.
+pub fn credential(account: &Account, rejected: Option<&Secret>) -> Result<Secret> {
+    if account.login.oauth.is_some() {
+        crate::oauth::access_token(account, rejected)
+    } else {
+        crate::secret::obtain(account)
+    }
+}
+
 /// Get the password, log in and list the mailbox (UIDL and LIST): where `fetch`, `check`
 /// and `list` all begin. The password is dropped as soon as the login is done. When the
 /// server offered PIPELINING before login, the second CAPA, UIDL and LIST go out in one
 /// flight (nothing is pipelined across the login itself).
+///
+/// With OAuth, a token the server refuses (an `-ERR` to the AUTH exchange, after the
+/// XOAUTH2/OAUTHBEARER error challenge) is refreshed once and the login tried once more on a
+/// new connection: the server may know of a revocation or an expiry that our clock does not.
 pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
-    let password = crate::secret::obtain(account)?;
-    let Opened { session, caps, .. } = open(&account.server)?;
-    let (mut session, mechanism) = log_in(account, session, &caps, &password)?;
-    drop(password);
+    let password = credential(account, None)?;
+    let logged_in = match connect_and_log_in(account, &password) {
+        Err(Refused::ByServer(e)) if account.login.oauth.is_some() => {
+            log::info!(
+                "{}: the server refused the access token ({}); refreshing it and trying once more",
+                account.name,
+                e.message()
+            );
+            let fresh = credential(account, Some(&password))?;
+            drop(password);
+            connect_and_log_in(account, &fresh)
+        }
+        other => other,
+    };
+    let (mut session, caps, mechanism) = logged_in.map_err(Refused::into_error)?;
     let tls = session.stream().tls_description();
     let (after, listing) = session.capa_and_listing(caps.pipelining)?;
     let caps = after_login(caps, after);
@@ -192,6 +218,31 @@ pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
         tls,
     };
     Ok((connected, listing))
+}
+
+/// Why a login did not happen: the server said no to the credential, or anything else.
+enum Refused {
+    ByServer(Error),
+    Other(Error),
+}
+
+impl Refused {
+    fn into_error(self) -> Error {
+        match self {
+            Refused::ByServer(e) | Refused::Other(e) => e,
+        }
+    }
+}
+
+type LoggedIn = (Session<Stream, Transaction>, Capabilities, Mechanism);
+
+fn connect_and_log_in(
+    account: &Account,
+    password: &Secret,
+) -> std::result::Result<LoggedIn, Refused> {
+    let Opened { session, caps, .. } = open(&account.server).map_err(Refused::Other)?;
+    let (session, mechanism) = log_in_or_refused(account, session, &caps, password)?;
+    Ok((session, caps, mechanism))
 }
 
 /// Log in on an opened session with the mechanism [`choose_mechanism`] picks, then ask
@@ -259,6 +310,17 @@ fn log_in(
     caps: &Capabilities,
     password: &Secret,
 ) -> Result<(Session<Stream, Transaction>, Mechanism)> {
+    log_in_or_refused(account, session, caps, password).map_err(Refused::into_error)
+}
+
+/// [`log_in`], telling a refusal by the server (an authentication error after the
+/// exchange) from everything else (no usable mechanism, a broken connection).
+fn log_in_or_refused(
+    account: &Account,
+    session: Session<Stream, Authorization>,
+    caps: &Capabilities,
+    password: &Secret,
+) -> std::result::Result<(Session<Stream, Transaction>, Mechanism), Refused> {
     let encrypted = session.stream().is_encrypted();
     let mech = choose_mechanism(
         &account.login,
@@ -266,7 +328,8 @@ fn log_in(
         caps,
         session.greeting(),
         encrypted,
-    )?;
+    )
+    .map_err(Refused::Other)?;
     debug!("{}: logging in with {}", account.name, mech.config_name());
     let result = match mech {
         Mechanism::User => session.login_user_pass(&account.login.user, password),
@@ -281,10 +344,10 @@ fn log_in(
         sasl => match auth::client(sasl, &account.login.user, password) {
             Some(mut client) => session.login_sasl(client.as_mut()),
             None => {
-                return Err(Error::new(
+                return Err(Refused::Other(Error::new(
                     ErrorKind::Internal,
                     format!("no SASL client for {}", sasl.config_name()),
-                ));
+                )));
             }
         },
     };
@@ -293,7 +356,11 @@ fn log_in(
         Err(failed) => {
             let (e, s) = *failed;
             let _ = s.quit();
-            Err(e)
+            if e.kind() == ErrorKind::Auth {
+                Err(Refused::ByServer(e))
+            } else {
+                Err(Refused::Other(e))
+            }
         }
     }
 }

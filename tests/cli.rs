@@ -20,6 +20,7 @@ mod keyring;
 mod kill;
 mod newuser;
 mod no_loss;
+mod oauth;
 mod policy;
 mod ranges;
 mod sinks;

@@ -89,6 +89,34 @@ fn password_source(a: &Account) -> String {
     }
 }
 
+/// The OAuth client and its endpoints (never the client secret).
+fn oauth_source(a: &Account) -> String {
+    let Some(o) = &a.login.oauth else {
+        return String::new();
+    };
+    let who = o
+        .provider
+        .map_or_else(|| o.token_url.clone(), |p| p.name().to_owned());
+    format!(
+        "{who}, client {}{}",
+        o.client_id,
+        if o.client_secret.is_some() {
+            " with a secret (hidden)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The state of the stored tokens: when the access token expires, where the refresh token
+/// is; never a token.
+fn token_state(a: &Account) -> String {
+    match crate::oauth::store::Paths::of(a) {
+        Ok(paths) => crate::oauth::store::describe(&paths),
+        Err(e) => e.message().to_owned(),
+    }
+}
+
 fn auth_name(a: &Account) -> &'static str {
     match a.login.auth {
         AuthMech::Auto => "auto",
@@ -108,7 +136,10 @@ fn describe(a: &Account) -> Vec<(&'static str, String)> {
             ),
         ),
         ("user", a.login.user.clone()),
-        ("password", password_source(a)),
+        match &a.login.oauth {
+            Some(_) => ("oauth", oauth_source(a)),
+            None => ("password", password_source(a)),
+        },
         ("auth", auth_name(a).into()),
         ("deliver", a.delivery.target.describe()),
         (
@@ -121,6 +152,9 @@ fn describe(a: &Account) -> Vec<(&'static str, String)> {
         ),
         ("timeout", show_duration(a.server.timeout)),
     ];
+    if a.login.oauth.is_some() {
+        rows.push(("tokens", token_state(a)));
+    }
     if let Some(m) = a.policy.max_size {
         rows.push(("max_size", show_size(m)));
     }
@@ -153,5 +187,15 @@ fn to_json(a: &Account) -> serde_json::Value {
         "max_size": a.policy.max_size,
         "timeout_secs": a.server.timeout.as_secs(),
         "add_received": a.delivery.add_received,
+        "oauth": a.login.oauth.as_ref().map(|_| {
+            let (valid_until, refresh) = crate::oauth::store::Paths::of(a)
+                .map(|p| crate::oauth::store::state(&p))
+                .unwrap_or((None, None));
+            json!({
+                "client": oauth_source(a),
+                "access_token_valid_until": valid_until,
+                "refresh_token": refresh,
+            })
+        }),
     })
 }

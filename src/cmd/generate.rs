@@ -210,7 +210,28 @@ a variable that some account names in \fBpassword.env\fR.
 \fB"auto"\fR (default: the strongest mechanism both sides offer) or one of
 \fBscram-sha-256\fR, \fBscram-sha-1\fR, \fBcram-md5\fR, \fBapop\fR, \fBplain\fR, \fBlogin\fR,
 \fBuser\fR, \fBxoauth2\fR, \fBoauthbearer\fR. A named mechanism the server lacks is an error;
-there is no silent fallback. For the OAuth mechanisms the password source yields the token.
+there is no silent fallback. For the OAuth mechanisms, either an \fBoauth\fR table (pop3
+gets and refreshes the token itself) or the password source yields the token.
+.TP
+\fBoauth.provider\fR
+\fB"google"\fR or \fB"microsoft"\fR: their endpoints and scopes (Gmail's
+https://mail.google.com/; Microsoft's https://outlook.office.com/POP.AccessAsUser.All and
+offline_access). Without it, set \fBoauth.token_url\fR, \fBoauth.auth_url\fR and/or
+\fBoauth.device_url\fR, and \fBoauth.scopes\fR (https URLs only); each also overrides the preset.
+Needs \fBauth = "xoauth2"\fR or \fB"oauthbearer"\fR and no \fBpassword\fR.
+Run \fBpop3 auth ACCOUNT\fR once to sign in.
+.TP
+\fBoauth.client_id\fR, \fBoauth.client_secret\fR
+The registered client (see the README). The secret is optional and takes the same forms as
+\fBpassword\fR (a literal, \fB.command\fR, \fB.env\fR, \fB.keyring = true\fR).
+.TP
+\fBoauth.token_store\fR
+Where \fBpop3 auth\fR keeps the refresh token: \fB"keyring"\fR, \fB"file"\fR (0600, in the
+state directory) or \fB"auto"\fR (default: the keyring if it answers, else the file). The
+access token and its expiry are always in the file \fI<account>.oauth\fR there.
+.TP
+\fBoauth.tls_ca_file\fR
+Trust only this CA for the OAuth endpoints (default: the public roots).
 .TP
 \fBallow_plaintext_password\fR
 With \fBtls = "none"\fR, allow mechanisms that reveal the password (USER, PLAIN, LOGIN).

@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 pub mod accounts;
+pub mod auth;
 pub mod check;
 pub mod fetch;
 pub mod generate;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Password(args) => password::run(&ctx, &args),
         Command::Import(args) => import::run(&ctx, &args),
         Command::State(args) => state::run(&ctx, &args),
+        Command::Auth(args) => auth::run(&ctx, &args),
         Command::Generate(_) => unreachable!("handled before the config is loaded"),
     }
 }

@@ -12,7 +12,6 @@ use crate::error::{Error, ErrorKind};
 use crate::net::tls::{self, hex_colons};
 use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, Expire};
-use crate::secret;
 use crate::session::{self, Connected, Opened, choose_mechanism};
 
 /// Run `pop3 probe`.
@@ -119,7 +118,7 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         let _ = session.quit();
         return Ok(ExitCode::SUCCESS);
     };
-    let password = secret::obtain(&account)?;
+    let password = session::credential(&account, None)?;
     let Connected {
         mut session,
         caps,

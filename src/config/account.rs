@@ -166,6 +166,9 @@ pub struct Login {
     pub auth: AuthMech,
     /// USER/PASS, PLAIN or LOGIN over an unencrypted connection are allowed.
     pub allow_plaintext_password: bool,
+    /// With `auth = "xoauth2" | "oauthbearer"` and an `oauth` table: pop3 gets and refreshes
+    /// the access token itself (`crate::oauth`) instead of reading it as the password.
+    pub oauth: Option<crate::oauth::Settings>,
 }
 
 /// What is fetched, and what is left on or deleted from the server.
@@ -209,6 +212,7 @@ impl Default for Login {
             password: PasswordSource::Default,
             auth: AuthMech::Auto,
             allow_plaintext_password: false,
+            oauth: None,
         }
     }
 }
@@ -269,6 +273,7 @@ mod tests {
                 password: PasswordSource::Default,
                 auth: AuthMech::Auto,
                 allow_plaintext_password: false,
+                oauth: None,
             },
             policy: Policy {
                 keep: true,

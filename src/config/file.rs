@@ -74,6 +74,27 @@ pub struct AccountTable {
     pub tls_key_file: Option<String>,
     pub mda_timeout: Option<MdaTimeout>,
     pub deliver: Option<DeliverTable>,
+    /// OAuth 2.0 for `auth = "xoauth2" | "oauthbearer"`: where tokens come from.
+    pub oauth: Option<OAuthTable>,
+}
+
+/// `oauth.provider = "google"` or explicit endpoints, `oauth.client_id`, ... (strings are
+/// checked when the account is resolved, in `config::oauth`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthTable {
+    pub provider: Option<String>,
+    pub client_id: Option<String>,
+    /// A literal, or the same table as `password` (command, env, prompt, keyring).
+    pub client_secret: Option<PasswordTable>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub device_url: Option<String>,
+    pub scopes: Option<OneOrMany>,
+    /// Trust only this CA for the OAuth endpoints (default: the public roots).
+    pub tls_ca_file: Option<String>,
+    /// `"auto"` (the keyring when it answers, else a file), `"keyring"` or `"file"`.
+    pub token_store: Option<String>,
 }
 
 /// A string or an array of strings.

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod file;
+pub mod oauth;
 pub mod paths;
 pub mod range;
 
@@ -113,6 +114,12 @@ fn hide_password_variables(file: &ConfigFile) {
     let tables = std::iter::once(&file.defaults).chain(file.accounts.0.iter().map(|(_, t)| t));
     for table in tables {
         if let Some(PasswordTable::Source(s)) = &table.password
+            && let Some(var) = &s.env
+        {
+            crate::secret::child::hide_from_children(var);
+        }
+        if let Some(PasswordTable::Source(s)) =
+            table.oauth.as_ref().and_then(|o| o.client_secret.as_ref())
             && let Some(var) = &s.env
         {
             crate::secret::child::hide_from_children(var);
@@ -368,67 +375,19 @@ impl Config {
                 ));
             }
         };
-        let password = match (&over.password_command, t.password) {
-            (Some(c), _) => PasswordSource::Command(PasswordCommand {
+        let password = match &over.password_command {
+            Some(c) => PasswordSource::Command(PasswordCommand {
                 line: CommandLine::Shell(c.clone()),
                 timeout: DEFAULT_PASSWORD_TIMEOUT,
             }),
-            (None, None) => PasswordSource::Default,
-            (None, Some(PasswordTable::Literal(p))) => {
-                if self.readable_by_others {
-                    let path = self.where_();
-                    return Err(Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "{label}: refusing a literal `password` in a file that group or \
-                             others can read; run `chmod 600 {path}` or use password.command"
-                        ),
-                    ));
-                }
-                PasswordSource::Literal(Secret::new(p))
-            }
-            (None, Some(PasswordTable::Source(s))) => {
-                let set = [
-                    s.command.is_some(),
-                    s.env.is_some(),
-                    s.prompt == Some(true),
-                    s.keyring == Some(true),
-                ];
-                if set.iter().filter(|b| **b).count() != 1 {
-                    return Err(Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "{label}: set exactly one of password.command, password.env, \
-                             password.prompt = true, password.keyring = true"
-                        ),
-                    ));
-                }
-                let timeout = match (&s.command, s.timeout) {
-                    (_, None) => DEFAULT_PASSWORD_TIMEOUT,
-                    (Some(_), Some(t)) => t.0,
-                    (None, Some(_)) => {
-                        return Err(Error::new(
-                            ErrorKind::Config,
-                            format!("{label}: `password.timeout` applies only to password.command"),
-                        ));
-                    }
-                };
-                match (s.command, s.env, s.keyring == Some(true)) {
-                    (Some(c), _, _) => PasswordSource::Command(PasswordCommand {
-                        line: command_line(c, &label, "password.command")?,
-                        timeout,
-                    }),
-                    (None, Some(var), _) => PasswordSource::Env(var),
-                    (None, None, true) => PasswordSource::Keyring,
-                    (None, None, false) => PasswordSource::Prompt,
-                }
-            }
+            None => self.password_source(t.password, &label, "password")?,
         };
         let auth = match (over.auth, t.auth.and_then(|a| a.0)) {
             (Some(a), _) => a,
             (None, None) => AuthMech::Auto,
             (None, Some(m)) => AuthMech::Named(m),
         };
+        let oauth = oauth::resolve(self, t.oauth, &label, auth, &password)?;
         let allow_plaintext_password = t.allow_plaintext_password.unwrap_or(false);
         if let AuthMech::Named(m) = auth
             && tls == TlsMode::None
@@ -472,6 +431,7 @@ impl Config {
                 password,
                 auth,
                 allow_plaintext_password,
+                oauth,
             },
             policy: Policy {
                 keep: over.keep.or(t.keep).unwrap_or(true),
@@ -482,6 +442,67 @@ impl Config {
                 target,
                 add_received: t.add_received.unwrap_or(true),
             },
+        })
+    }
+    /// A `password` (or `oauth.client_secret`, named by `key`) table as a source: a
+    /// literal only in a file nobody else can read, exactly one of the table's sources.
+    fn password_source(
+        &self,
+        table: Option<PasswordTable>,
+        label: &str,
+        key: &str,
+    ) -> Result<PasswordSource> {
+        Ok(match table {
+            None => PasswordSource::Default,
+            Some(PasswordTable::Literal(p)) => {
+                if self.readable_by_others {
+                    let path = self.where_();
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: refusing a literal `{key}` in a file that group or \
+                         others can read; run `chmod 600 {path}` or use {key}.command"
+                        ),
+                    ));
+                }
+                PasswordSource::Literal(Secret::new(p))
+            }
+            Some(PasswordTable::Source(s)) => {
+                let set = [
+                    s.command.is_some(),
+                    s.env.is_some(),
+                    s.prompt == Some(true),
+                    s.keyring == Some(true),
+                ];
+                if set.iter().filter(|b| **b).count() != 1 {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: set exactly one of {key}.command, {key}.env, \
+                         {key}.prompt = true, {key}.keyring = true"
+                        ),
+                    ));
+                }
+                let timeout = match (&s.command, s.timeout) {
+                    (_, None) => DEFAULT_PASSWORD_TIMEOUT,
+                    (Some(_), Some(t)) => t.0,
+                    (None, Some(_)) => {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!("{label}: `{key}.timeout` applies only to {key}.command"),
+                        ));
+                    }
+                };
+                match (s.command, s.env, s.keyring == Some(true)) {
+                    (Some(c), _, _) => PasswordSource::Command(PasswordCommand {
+                        line: command_line(c, label, &format!("{key}.command"))?,
+                        timeout,
+                    }),
+                    (None, Some(var), _) => PasswordSource::Env(var),
+                    (None, None, true) => PasswordSource::Keyring,
+                    (None, None, false) => PasswordSource::Prompt,
+                }
+            }
         })
     }
 }
@@ -545,6 +566,7 @@ fn merge(defaults: &AccountTable, account: &AccountTable) -> AccountTable {
         tls_key_file: a.tls_key_file.or(d.tls_key_file),
         mda_timeout: a.mda_timeout.or(d.mda_timeout),
         deliver: a.deliver.or(d.deliver),
+        oauth: oauth::merge(d.oauth, a.oauth),
     }
 }
 

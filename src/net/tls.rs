@@ -255,6 +255,12 @@ impl ServerCertVerifier for Recording {
 }
 
 impl Client {
+    /// The rustls configuration itself, for the OAuth endpoints' HTTPS client
+    /// (`oauth::http`), so that it verifies certificates exactly as POP3 does.
+    pub fn rustls_config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
     /// The chain the server presented in the last handshake (end entity first).
     pub fn presented_chain(&self) -> Option<Vec<CertificateDer<'static>>> {
         self.seen.lock().ok().and_then(|s| s.clone())

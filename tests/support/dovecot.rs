@@ -181,6 +181,12 @@ impl Dovecot {
     /// Start a private Dovecot with these `(user, password)` accounts, or `None` (after a notice
     /// on stderr) when Dovecot is not installed and `POP3_REQUIRE_DOVECOT` is not `1`.
     pub fn start(users: &[(&str, &str)]) -> Option<Dovecot> {
+        Dovecot::start_with(users, "")
+    }
+
+    /// [`Dovecot::start`] with `extra` appended to the generated config (a later setting
+    /// overrides an earlier one; `@TOP@` is replaced as in the config itself).
+    pub fn start_with(users: &[(&str, &str)], extra: &str) -> Option<Dovecot> {
         let required = std::env::var("POP3_REQUIRE_DOVECOT").is_ok_and(|v| v == "1");
         let tools = (find_tool("dovecot"), find_tool("doveadm"));
         let (dovecot, doveadm) = match tools {
@@ -313,7 +319,8 @@ impl Dovecot {
                 .replace("@INTERNAL_USER@", &internal_user)
                 .replace("@INTERNAL_GROUP@", &internal_group)
                 .replace("@LOGIN_USER@", &login_user)
-                + chroot_off;
+                + chroot_off
+                + &extra.replace("@TOP@", &top.display().to_string());
             write_mode(&dc.conf, conf.as_bytes(), 0o644);
             let log = fs::OpenOptions::new()
                 .create(true)

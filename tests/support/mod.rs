@@ -8,4 +8,5 @@ pub mod account;
 pub mod certs;
 pub mod env;
 pub mod mailbox;
+pub mod oauth_server;
 pub mod server;
