@@ -476,11 +476,32 @@ impl<S: Read + Write> Session<S, Authorization> {
 
     /// USER/PASS (RFC 1939 section 7). The caller has checked that the connection is
     /// encrypted or that the account allows a cleartext password.
+    ///
+    /// With `pipelining` (the server listed PIPELINING in its CAPA) USER and PASS go out in
+    /// one flight and both answers are read: one round trip instead of two. Nothing is ever
+    /// pipelined behind PASS (Courier drops such commands).
     pub fn login_user_pass(
         mut self,
         user: &str,
         password: &Secret,
+        pipelining: bool,
     ) -> std::result::Result<Session<S, Transaction>, LoginFailed<S>> {
+        if pipelining {
+            let sent = self
+                .conn
+                .queue(&Command::User(user))
+                .and_then(|()| self.conn.queue(&Command::Pass(password.expose())))
+                .and_then(|()| self.conn.flush());
+            if let Err(e) = sent {
+                return Err(Box::new((e, self)));
+            }
+            let user_ok = self.read_ok("USER", ErrorKind::Auth);
+            let pass_ok = self.read_ok("PASS", ErrorKind::Auth);
+            return match user_ok.and(pass_ok) {
+                Ok(_) => Ok(self.into_state()),
+                Err(e) => Err(Box::new((e, self))),
+            };
+        }
         if let Err(e) = self.command(&Command::User(user), ErrorKind::Auth) {
             return Err(Box::new((e, self)));
         }
@@ -837,9 +858,11 @@ impl Op {
     }
 }
 
-/// Commands in flight at once when the server offers PIPELINING. Each is ~12 bytes, so the
-/// window (3 KiB) can never fill a socket buffer and deadlock (RFC 2449 section 6.6).
-pub const PIPELINE_WINDOW: usize = 256;
+/// Commands in flight at once when the server offers PIPELINING: enough that a mailbox of
+/// up to this many messages goes out in one flight (no round trip lost to a refill). Each
+/// command is ~12 bytes, so the window (about 24 KiB) fits in the socket buffers and cannot
+/// deadlock against a server that stops reading while we do not read (RFC 2449 section 6.6).
+pub const PIPELINE_WINDOW: usize = 2048;
 
 /// A pipelining window (RFC 2449 section 6.6): commands in flight, each with the caller's
 /// tag, answered in order. Without PIPELINING it holds one command at a time.

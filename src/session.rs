@@ -332,7 +332,7 @@ fn log_in_or_refused(
     .map_err(Refused::Other)?;
     debug!("{}: logging in with {}", account.name, mech.config_name());
     let result = match mech {
-        Mechanism::User => session.login_user_pass(&account.login.user, password),
+        Mechanism::User => session.login_user_pass(&account.login.user, password, caps.pipelining),
         Mechanism::Apop => {
             // choose_mechanism checked that the greeting has a valid timestamp.
             let stamp = apop::greeting_timestamp(session.greeting())

@@ -59,7 +59,7 @@ fn both(script: &[u8], test: impl Fn(Mock)) {
 
 fn logged_in(script: &[u8], chunk: usize) -> Session<Mock, Transaction> {
     let s = Session::connect(Mock::new(script, chunk), "h", T).unwrap();
-    match s.login_user_pass("u", &Secret::new("pw")) {
+    match s.login_user_pass("u", &Secret::new("pw"), false) {
         Ok(s) => s,
         Err(f) => panic!("{}", f.0),
     }
@@ -170,7 +170,9 @@ fn login_errors_map_resp_codes() {
         script.extend_from_slice(line);
         script.extend_from_slice(b"\r\n+OK bye\r\n");
         let s = Session::connect(Mock::new(&script, 3), "h", T).unwrap();
-        let failed = s.login_user_pass("u", &Secret::new("pw")).unwrap_err();
+        let failed = s
+            .login_user_pass("u", &Secret::new("pw"), false)
+            .unwrap_err();
         assert_eq!(failed.0.kind(), kind, "{}", failed.0);
         assert!(!failed.0.to_string().contains("pw\r"), "{}", failed.0);
         // The session comes back and can still QUIT.
@@ -186,7 +188,9 @@ fn server_text_is_sanitised_in_errors() {
         T,
     )
     .unwrap();
-    let failed = s.login_user_pass("u", &Secret::new("pw")).unwrap_err();
+    let failed = s
+        .login_user_pass("u", &Secret::new("pw"), false)
+        .unwrap_err();
     let msg = failed.0.to_string();
     assert!(!msg.contains('\x1b'), "{msg:?}");
     assert!(msg.contains("\\x1b[2Jgotcha"), "{msg:?}");
@@ -207,7 +211,7 @@ fn eof_in_the_middle_of_a_body_is_an_error() {
     script.extend_from_slice(b"+OK\r\nSubject: x\r\n\r\npartial");
     both(&script, |m| {
         let s = Session::connect(m, "h", T).unwrap();
-        let mut s = match s.login_user_pass("u", &Secret::new("pw")) {
+        let mut s = match s.login_user_pass("u", &Secret::new("pw"), false) {
             Ok(s) => s,
             Err(f) => panic!("{}", f.0),
         };
@@ -321,7 +325,8 @@ fn a_pipelined_window_fills_in_one_write_and_refills_at_half() {
     let mut next = 0u32;
     let mut source = || {
         next += 1;
-        (next <= 1000).then(|| (Op::Dele(MessageNumber::new(next).unwrap()), next))
+        (next as usize <= 3 * PIPELINE_WINDOW)
+            .then(|| (Op::Dele(MessageNumber::new(next).unwrap()), next))
     };
     assert_eq!(window.top_up(&mut s, &mut source).unwrap(), PIPELINE_WINDOW);
     assert_eq!(s.stream().writes.len(), writes_before + 1, "one flight");
@@ -336,9 +341,10 @@ fn a_pipelined_window_fills_in_one_write_and_refills_at_half() {
         PIPELINE_WINDOW / 2
     );
     // Answers come back in the order sent, with their tags.
+    let n = PIPELINE_WINDOW as u32 / 2 + 1;
     assert_eq!(
         window.next_answer(),
-        Some((Op::Dele(MessageNumber::new(129).unwrap()), 129))
+        Some((Op::Dele(MessageNumber::new(n).unwrap()), n))
     );
 }
 
@@ -352,4 +358,28 @@ fn without_pipelining_the_window_holds_one_command() {
     assert_eq!(window.next_answer().map(|a| a.1), Some(1));
     assert_eq!(window.top_up(&mut s, || ops.next()).unwrap(), 1);
     assert!(s.stream().written().ends_with(b"TOP 2 0\r\n"));
+}
+
+#[test]
+fn with_pipelining_user_and_pass_go_out_in_one_flight() {
+    let script = b"+OK ready\r\n+OK\r\n+OK logged in\r\n+OK bye\r\n";
+    let s = Session::connect(Mock::new(script, usize::MAX), "h", T).unwrap();
+    let s = match s.login_user_pass("u", &Secret::new("pw"), true) {
+        Ok(s) => s,
+        Err(f) => panic!("{}", f.0),
+    };
+    let flights: Vec<Vec<u8>> = s.stream().writes.iter().map(|w| w.1.clone()).collect();
+    assert_eq!(flights, [b"USER u\r\nPASS pw\r\n".to_vec()]);
+    s.quit().unwrap();
+    // A refused USER is the error reported; the PASS answer is read too, so the session
+    // stays in step.
+    let script = b"+OK ready\r\n-ERR no such user\r\n-ERR not logged in\r\n+OK bye\r\n";
+    let s = Session::connect(Mock::new(script, usize::MAX), "h", T).unwrap();
+    let failed = s
+        .login_user_pass("u", &Secret::new("pw"), true)
+        .unwrap_err();
+    let (err, s) = *failed;
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.to_string().contains("no such user"), "{err}");
+    s.quit().unwrap();
 }

@@ -243,7 +243,9 @@ impl World {
     /// One session: log in, list, run the loop.
     fn session(&mut self, settings: &Settings, ledger: &mut Ledger) -> crate::Result<Summary> {
         let s = Session::connect(Conn::open(&self.mailbox), "mem", Duration::from_secs(5))?;
-        let mut s = s.login_user_pass("u", &Secret::new("p")).map_err(|f| f.0)?;
+        let mut s = s
+            .login_user_pass("u", &Secret::new("p"), false)
+            .map_err(|f| f.0)?;
         let listing = s.listing(false)?;
         run_session(
             s,
