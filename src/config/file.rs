@@ -10,7 +10,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::account::TlsMode;
-use super::range::{DeleteAfter, MaxSize, MdaTimeout, PasswordTimeout, PortValue, Timeout};
+use super::range::{
+    DeleteAfter, Keepalive, MaxSize, MdaTimeout, PasswordTimeout, PortValue, Timeout,
+};
 use crate::proto::auth::Mechanism;
 
 /// The whole file.
@@ -74,6 +76,9 @@ pub struct AccountTable {
     pub tls_key_file: Option<String>,
     pub mda_timeout: Option<MdaTimeout>,
     pub deliver: Option<DeliverTable>,
+    pub killsize: Option<MaxSize>,
+    pub filter: Option<CommandSpec>,
+    pub keepalive: Option<Keepalive>,
 }
 
 /// A string or an array of strings.
@@ -147,6 +152,14 @@ pub struct DeliverTable {
     pub maildir: Option<String>,
     pub mbox: Option<String>,
     pub mda: Option<CommandSpec>,
+    /// `unix:/path` or `host[:port]` of an LMTP server.
+    pub lmtp: Option<String>,
+    /// `host[:port]` of an SMTP server.
+    pub smtp: Option<String>,
+    /// The envelope recipient(s) for LMTP and SMTP.
+    pub recipient: Option<OneOrMany>,
+    /// STARTTLS before MAIL (SMTP).
+    pub starttls: Option<bool>,
 }
 
 /// `password = "literal"` or `password.command = [...]` (with `password.timeout`) /
