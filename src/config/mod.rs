@@ -968,6 +968,56 @@ mod tests {
     }
 
     #[test]
+    fn lmtp_smtp_killsize_filter_and_keepalive() {
+        let base = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\n";
+        let c = config(&format!(
+            "{base}deliver.lmtp = \"unix:/run/dovecot/lmtp\"\ndeliver.recipient = [\"a\", \"b\"]\n\
+             killsize = \"1M\"\nfilter = [\"spamc\", \"-c\"]\nkeepalive = \"10s\"\n\
+             [accounts.b]\nhost = \"h\"\nuser = \"u\"\ndeliver.smtp = \"[::1]\"\n\
+             deliver.recipient = \"me\"\n"
+        ))
+        .unwrap();
+        let a = c.resolve(Some("a"), &Overrides::default()).unwrap();
+        let Target::Lmtp(r) = &a.delivery.target else {
+            panic!("{:?}", a.delivery.target)
+        };
+        assert_eq!(r.endpoint, Endpoint::Unix("/run/dovecot/lmtp".into()));
+        assert_eq!(r.recipients, ["a", "b"]);
+        assert_eq!(a.policy.killsize, Some(1 << 20));
+        assert!(matches!(&a.policy.filter, Some(CommandLine::Argv(v)) if v[0] == "spamc"));
+        assert_eq!(a.delivery.keepalive, Duration::from_secs(10));
+        let b = c.resolve(Some("b"), &Overrides::default()).unwrap();
+        let Target::Smtp(r) = &b.delivery.target else {
+            panic!("{:?}", b.delivery.target)
+        };
+        assert_eq!(r.endpoint.to_string(), "[::1]:25");
+        for (bad, says) in [
+            ("deliver.smtp = \"h:0\"", "port"),
+            (
+                "deliver.smtp = \"h\"\ndeliver.recipient = \"a b\"",
+                "not an address",
+            ),
+            (
+                "deliver.lmtp = \"unix:/s\"\ndeliver.maildir = \"/m\"",
+                "only one",
+            ),
+            (
+                "deliver.maildir = \"/m\"\ndeliver.recipient = \"a\"",
+                "belong to",
+            ),
+            (
+                "deliver.lmtp = \"unix:/s\"\ndeliver.recipient = \"a\"\ndeliver.starttls = true",
+                "not a unix",
+            ),
+        ] {
+            let err = config(&format!("{base}{bad}\n"))
+                .and_then(|c| c.resolve(Some("a"), &Overrides::default()))
+                .unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn one_off_account_from_flags() {
         let over = Overrides {
             host: Some("pop.example.com".into()),
