@@ -824,6 +824,13 @@ impl<S: Read + Write> Session<S, Transaction> {
         }
     }
 
+    /// NOOP (RFC 1939 section 5): keeps an idle session alive while a slow delivery runs.
+    /// Sent alone and waited for: the caller must have nothing else in flight, so that the
+    /// answer read is the NOOP's.
+    pub fn noop(&mut self) -> Result<()> {
+        self.command(&Command::Noop, ErrorKind::Protocol).map(drop)
+    }
+
     /// QUIT: ends the session; deletions take effect only when this returns `Ok`
     /// (RFC 1939 section 6, the UPDATE state).
     pub fn quit(mut self) -> Result<()> {

@@ -59,6 +59,9 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The failure concerns one message only (a delivery target refused it): the session
+    /// goes on with the others ([`Error::for_this_message`]).
+    per_message: bool,
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            per_message: false,
         }
     }
 
@@ -81,7 +85,21 @@ impl Error {
             kind,
             message: message.into(),
             source: Some(source.into()),
+            per_message: false,
         }
+    }
+
+    /// Mark this error as concerning one message only: an LMTP or SMTP server answered
+    /// 4xx or 5xx for it. The engine leaves that message on the server unrecorded, goes
+    /// on with the others, and fails the run at its end with this kind.
+    pub fn for_this_message(mut self) -> Error {
+        self.per_message = true;
+        self
+    }
+
+    /// Whether this error concerns one message only ([`Error::for_this_message`]).
+    pub fn is_per_message(&self) -> bool {
+        self.per_message
     }
 
     /// What kind of failure this is.

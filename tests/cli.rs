@@ -11,6 +11,7 @@ mod crash;
 mod crash_sim;
 mod daemon;
 mod daily;
+mod delivery;
 mod faults;
 mod fetch;
 mod generated;

@@ -18,7 +18,7 @@ use super::{Context, overrides, report, select};
 use crate::cli::FetchArgs;
 use crate::config::range::{DaemonInterval, show_size};
 use crate::config::{Account, Overrides};
-use crate::engine::{self, FetchOptions, Notice, Progress, Summary};
+use crate::engine::{self, FetchOptions, Notice, Progress, Summary, Unfetched};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::sanitize::sanitize;
 use crate::state::too_big::Reported;
@@ -374,6 +374,12 @@ fn summary_json(account: &str, s: &Summary) -> serde_json::Value {
         "interrupted": s.interrupted,
         "would_fetch": s.would_fetch.len(),
         "would_delete": s.would_delete.len(),
+        "unfetched": s.unfetched.iter().map(|(m, why)| json!({
+            "number": m.number.get(),
+            "uidl": m.uid.to_string(),
+            "size": m.size,
+            "why": why.word(),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -413,10 +419,24 @@ fn print_plan(account: &str, s: &Summary) {
     for m in &s.would_delete {
         outln!("  would delete {:>5} {:>10} {}", m.number, m.size, m.uid);
     }
+    for (m, why) in &s.unfetched {
+        let label = match why {
+            Unfetched::KillSize => "would kill",
+            Unfetched::FilterDelete => "would delete",
+            Unfetched::FilterSkip => "would skip",
+            Unfetched::FilterFailed(_) => "filter error",
+        };
+        outln!(
+            "  {label:<12} {:>5} {:>10} {} ({why})",
+            m.number,
+            m.size,
+            m.uid
+        );
+    }
     if s.deferred > 0 {
         outln!("  {} more new messages beyond --limit", s.deferred);
     }
-    if s.would_fetch.is_empty() && s.would_delete.is_empty() {
+    if s.would_fetch.is_empty() && s.would_delete.is_empty() && s.unfetched.is_empty() {
         outln!("  nothing to do");
     }
 }

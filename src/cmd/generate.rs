@@ -275,10 +275,48 @@ sender as found, \fBMAILER-DAEMON\fR when there is none), \fBPOP3_ACCOUNT\fR,
 anything else is a failure. The command runs in a process group of its own; when it exits,
 anything it left running in the background is ended.
 .TP
+\fBdeliver.lmtp\fR
+Deliver through an LMTP server (Dovecot, Cyrus): \fB"unix:/run/dovecot/lmtp"\fR or
+\fB"host:port"\fR (port 24 when left out). Each reply after the message must be 2xx before
+the message is recorded; see \fBdeliver.smtp\fR for the rest.
+.TP
+\fBdeliver.smtp\fR
+Deliver through an SMTP server, as fetchmail does: \fB"host"\fR or \fB"host:port"\fR (port
+25 when left out). EHLO, PIPELINING, 8BITMIME and SMTPUTF8 when offered; the envelope sender
+is the \fBReturn-Path:\fR address, else \fB<>\fR. A refused recipient means no DATA. 4xx:
+the message stays on the server and the run ends with exit 75; 5xx: it stays, is reported,
+and the run ends with exit 74; the other messages go on. A message is never deleted unless
+delivered. With LMTP and several recipients, a message some refuse after DATA stays
+unrecorded and the retry gives those that accepted a second copy.
+.TP
+\fBdeliver.recipient\fR
+With \fBdeliver.lmtp\fR or \fBdeliver.smtp\fR: the envelope recipient(s), a string or an
+array. Default: the local user (\fB$USER\fR).
+.TP
+\fBdeliver.starttls\fR
+With \fBdeliver.smtp\fR: require STARTTLS, checked against \fBtls_ca_file\fR or the
+public roots. Default \fBfalse\fR.
+.TP
 \fBmda_timeout\fR
 How long the delivery command may take per message: 1s to 24h. When it runs longer, its
 whole process group is ended (SIGTERM, then SIGKILL half a second later) and the message stays
-on the server for the next run (exit 75). Default \fB"5m"\fR.
+on the server for the next run (exit 75). It also bounds an LMTP or SMTP server's answer to a
+message, and the \fBfilter\fR per message. Default \fB"5m"\fR.
+.TP
+\fBkeepalive\fR
+While a slow delivery (command, LMTP, SMTP) runs, send the POP3 server a NOOP this often, so
+that it does not drop the idle session: 1s to 1h. Default \fB"30s"\fR.
+.TP
+\fBkillsize\fR
+Delete new messages bigger than this on the server without fetching them: 1 to 1024G.
+Default none.
+.TP
+\fBfilter\fR
+A command (array or \fBsh -c\fR string) that gets each new message's header (\fBTOP n 0\fR)
+on standard input and \fBPOP3_ACCOUNT\fR, \fBPOP3_UIDL\fR, \fBPOP3_SIZE\fR and
+\fBPOP3_SENDER\fR in its environment. Exit 0 fetches the message, 1 deletes it unfetched, 2
+leaves it and skips it from now on; anything else is an error for that message (exit 74 at
+the end). \fBpop3 fetch \-\-dry\-run\fR and \fBpop3 list\fR show the decisions.
 .PP
 Paths in the config file (\fBdeliver.maildir\fR, \fBdeliver.mbox\fR, \fBtls_ca_file\fR,
 \fBtls_cert_file\fR, \fBtls_key_file\fR) may start with \fB~/\fR or \fB$HOME/\fR; nothing

@@ -13,14 +13,17 @@ use crate::cli::ListArgs;
 use crate::client::{Listed, Op, Session, Transaction, Window};
 use crate::config::Overrides;
 use crate::engine;
+use crate::engine::filter::{Filter, MAX_FILTER_HEADER, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
 use crate::proto::sanitize::sanitize;
 use crate::session::{self, Connected};
+use crate::state::too_big::Reported;
 use crate::state::uidl::SeenState;
 
-/// The most header bytes kept per message (TOP may return more; the rest is discarded).
-const HEADER_KEEP: usize = 16 * 1024;
+/// The most header bytes kept per message (TOP may return more; the rest is discarded):
+/// what a `filter` would get.
+const HEADER_KEEP: usize = MAX_FILTER_HEADER;
 
 /// Date, From and Subject of one message, already sanitised.
 #[derive(Debug, Default, Clone)]
@@ -52,22 +55,24 @@ pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
         },
         listing,
     ) = session::login_and_list(&account)?;
-    let headers = if caps.top {
+    let raw = if caps.top {
         fetch_headers(&mut session, &listing, caps.pipelining)?
     } else {
-        vec![Headers::default(); listing.len()]
+        vec![Vec::new(); listing.len()]
     };
     session.quit()?;
+    let headers: Vec<Headers> = raw.iter().map(|r| parse_headers(r)).collect();
+    let states = states(&account, &listing, &raw, &state, caps.top, &state_path);
 
     let mut out = Vec::new();
     if args.json {
         // JSON lines, one object per message, like `fetch --json` and `check --json`.
-        for (m, h) in listing.iter().zip(&headers) {
+        for (i, (m, h)) in listing.iter().zip(&headers).enumerate() {
             let row = json!({
                 "number": m.number.get(),
                 "size": m.size.0,
                 "uidl": m.uid.to_string(),
-                "state": if state.contains(&m.uid) { "seen" } else { "new" },
+                "state": states[i],
                 "date": h.date,
                 "from": h.from,
                 "from_address": h.from_address,
@@ -77,7 +82,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
             out.push(b'\n');
         }
     } else {
-        print_table(&mut out, &listing, &headers, &state)
+        print_table(&mut out, &listing, &headers, &states)
             .map_err(|e| Error::with_source(ErrorKind::Internal, "cannot format the table", e))?;
     }
     super::write_stdout_bytes(&out);
@@ -88,7 +93,7 @@ fn print_table(
     out: &mut impl Write,
     listing: &[Listed],
     headers: &[Headers],
-    state: &SeenState,
+    states: &[&str],
 ) -> std::io::Result<()> {
     let num_w = listing
         .last()
@@ -104,12 +109,7 @@ fn print_table(
         "#{:>num_w$} {:>10} {:<uid_w$} {:<5} {:<16} {:<24} SUBJECT",
         "NUM", "SIZE", "UIDL", "STATE", "DATE", "FROM"
     )?;
-    for (m, h) in listing.iter().zip(headers) {
-        let state = if state.contains(&m.uid) {
-            "seen"
-        } else {
-            "new"
-        };
+    for ((m, h), state) in listing.iter().zip(headers).zip(states) {
         writeln!(
             out,
             " {:>num_w$} {:>10} {:<uid_w$} {:<5} {:<16} {:<24} {}",
@@ -123,6 +123,53 @@ fn print_table(
         )?;
     }
     Ok(())
+}
+
+/// The STATE column: `seen`, or for a new message what a fetch would do with it: `new`
+/// (fetch), `kill` (over killsize: deleted unfetched), `big` (over max_size: left),
+/// `drop` / `skip` / `error` (the filter's exit 1, exit 2 or failure; `skip` also for a
+/// message skipped in an earlier run).
+fn states(
+    account: &crate::config::Account,
+    listing: &[Listed],
+    raw: &[Vec<u8>],
+    state: &SeenState,
+    top: bool,
+    state_path: &std::path::Path,
+) -> Vec<&'static str> {
+    let skipped = Reported::load_skipped(&Reported::skipped_path_for(state_path));
+    let filter = account.policy.filter.clone().map(|command| Filter {
+        command,
+        timeout: account.policy.filter_timeout,
+    });
+    listing
+        .iter()
+        .zip(raw)
+        .map(|(m, header)| {
+            if state.contains(&m.uid) {
+                return "seen";
+            }
+            if account.policy.killsize.is_some_and(|k| m.size.0 > k) {
+                return "kill";
+            }
+            if account.policy.max_size.is_some_and(|k| m.size.0 > k) {
+                return "big";
+            }
+            let Some(filter) = &filter else { return "new" };
+            if skipped.contains(&m.uid) {
+                return "skip";
+            }
+            if !top {
+                return "error";
+            }
+            match filter.judge(&account.name, &m.uid, m.size.0, header) {
+                Verdict::Fetch => "new",
+                Verdict::Delete => "drop",
+                Verdict::Skip => "skip",
+                Verdict::Failed(_) => "error",
+            }
+        })
+        .collect()
 }
 
 /// At most `n` characters, with `…` when cut; `-` when empty.
@@ -139,12 +186,12 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 /// `TOP n 0` for every message (pipelined when allowed), keeping the first bytes of each
-/// header block.
+/// header block (as much as a filter gets).
 fn fetch_headers(
     session: &mut Session<Stream, Transaction>,
     listing: &[Listed],
     pipelining: bool,
-) -> Result<Vec<Headers>> {
+) -> Result<Vec<Vec<u8>>> {
     let mut window = Window::new(pipelining);
     let mut out = Vec::with_capacity(listing.len());
     let mut ops = listing
@@ -167,7 +214,7 @@ fn fetch_headers(
                 Ok(())
             },
         )?;
-        out.push(parse_headers(&buf));
+        out.push(buf);
     }
 }
 

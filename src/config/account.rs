@@ -124,6 +124,10 @@ pub enum Target {
         command: CommandLine,
         timeout: Duration,
     },
+    /// An LMTP server (Dovecot, Cyrus): the message goes to each recipient through it.
+    Lmtp(Relay),
+    /// An SMTP server (the local MTA, as fetchmail does by default).
+    Smtp(Relay),
     /// None configured, for commands that deliver nothing (`list`, `check`, `probe`,
     /// `password`); `fetch` never gets this far without a target.
     Nowhere,
@@ -136,9 +140,49 @@ impl Target {
             Target::Maildir(p) => format!("maildir {}", p.display()),
             Target::Mbox(p) => format!("mbox {}", p.display()),
             Target::Mda { command, .. } => format!("mda {}", command.describe()),
+            Target::Lmtp(r) => format!("lmtp {} for {}", r.endpoint, r.recipients.join(", ")),
+            Target::Smtp(r) => format!("smtp {} for {}", r.endpoint, r.recipients.join(", ")),
             Target::Nowhere => "(none)".to_owned(),
         }
     }
+}
+
+/// Where an LMTP or SMTP server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A Unix socket (`unix:/run/dovecot/lmtp`).
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp { host: String, port: u16 },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// Delivery through an LMTP or SMTP server: `deliver.lmtp` / `deliver.smtp` with
+/// `deliver.recipient`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub endpoint: Endpoint,
+    /// The envelope recipients (RCPT TO), at least one; checked to hold no `<`, `>`, space
+    /// or control character.
+    pub recipients: Vec<String>,
+    /// `deliver.starttls`: upgrade with STARTTLS before MAIL (SMTP over TCP only).
+    pub starttls: bool,
+    /// `tls_ca_file` of the account, for STARTTLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Connecting and each reply but the last must come within this (`timeout`).
+    pub timeout: Duration,
+    /// The reply after the message's end may take this long (`mda_timeout`: a server may
+    /// run a spam filter before it answers).
+    pub delivery_timeout: Duration,
 }
 
 /// Where the server is and how the connection to it is secured: all that `pop3 probe HOST`
@@ -180,6 +224,13 @@ pub struct Policy {
     pub delete_after: Option<Duration>,
     /// Leave bigger messages on the server (and say so).
     pub max_size: Option<u64>,
+    /// Delete new messages bigger than this without fetching them (mpop's `killsize`).
+    pub killsize: Option<u64>,
+    /// Decide from each new message's header whether to fetch it (mpop's `filter`): exit 0
+    /// fetch, 1 delete unfetched, 2 leave it and skip it from now on.
+    pub filter: Option<CommandLine>,
+    /// How long the filter may run for one message.
+    pub filter_timeout: Duration,
 }
 
 /// How and where mail is delivered.
@@ -188,6 +239,9 @@ pub struct Delivery {
     pub target: Target,
     /// Prepend a `Received:` header.
     pub add_received: bool,
+    /// While a slow delivery (MDA, LMTP, SMTP) runs, send the POP3 server a NOOP this often,
+    /// so that it does not drop an idle session (Microsoft 365 does after about a minute).
+    pub keepalive: Duration,
 }
 
 /// One account, ready to fetch: four parts, each used by the module that needs it
@@ -282,6 +336,7 @@ mod tests {
             delivery: Delivery {
                 target: Target::Maildir("/tmp/m".into()),
                 add_received: true,
+                keepalive: Duration::from_secs(30),
             },
         }
     }

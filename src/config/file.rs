@@ -10,7 +10,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::account::TlsMode;
-use super::range::{DeleteAfter, MaxSize, MdaTimeout, PasswordTimeout, PortValue, Timeout};
+use super::range::{
+    DeleteAfter, Keepalive, MaxSize, MdaTimeout, PasswordTimeout, PortValue, Timeout,
+};
 use crate::proto::auth::Mechanism;
 
 /// The whole file.
@@ -76,6 +78,9 @@ pub struct AccountTable {
     pub deliver: Option<DeliverTable>,
     /// OAuth 2.0 for `auth = "xoauth2" | "oauthbearer"`: where tokens come from.
     pub oauth: Option<OAuthTable>,
+    pub killsize: Option<MaxSize>,
+    pub filter: Option<CommandSpec>,
+    pub keepalive: Option<Keepalive>,
 }
 
 /// `oauth.provider = "google"` or explicit endpoints, `oauth.client_id`, ... (strings are
@@ -168,6 +173,14 @@ pub struct DeliverTable {
     pub maildir: Option<String>,
     pub mbox: Option<String>,
     pub mda: Option<CommandSpec>,
+    /// `unix:/path` or `host[:port]` of an LMTP server.
+    pub lmtp: Option<String>,
+    /// `host[:port]` of an SMTP server.
+    pub smtp: Option<String>,
+    /// The envelope recipient(s) for LMTP and SMTP.
+    pub recipient: Option<OneOrMany>,
+    /// STARTTLS before MAIL (SMTP).
+    pub starttls: Option<bool>,
 }
 
 /// `password = "literal"` or `password.command = [...]` (with `password.timeout`) /

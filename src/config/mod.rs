@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use account::{
-    Account, AuthMech, CommandLine, Delivery, Login, PasswordCommand, PasswordSource, Policy,
-    Server, Target, TlsMode, TlsVersion,
+    Account, AuthMech, CommandLine, Delivery, Endpoint, Login, PasswordCommand, PasswordSource,
+    Policy, Relay, Server, Target, TlsMode, TlsVersion,
 };
 use file::{AccountTable, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
 
@@ -299,6 +299,10 @@ impl Config {
             (None, None) => None,
         };
         let mda_timeout = t.mda_timeout.map_or(DEFAULT_MDA_TIMEOUT, |d| d.0);
+        // Durations and sizes were range-checked as the file was read (`range`).
+        let timeout = over
+            .timeout
+            .unwrap_or(t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0));
         let target = match (&over.maildir, &over.mbox, &over.mda) {
             (Some(p), None, None) => Target::Maildir(paths::command_line_path(p)?),
             (None, Some(p), None) => Target::Mbox(paths::command_line_path(p)?),
@@ -307,30 +311,71 @@ impl Config {
                 timeout: mda_timeout,
             },
             (None, None, None) => {
-                let d = t.deliver.unwrap_or_default();
-                match (d.maildir, d.mbox, d.mda) {
-                    (Some(s), None, None) => Target::Maildir(file_path(&s, "deliver.maildir")?),
-                    (None, Some(s), None) => Target::Mbox(file_path(&s, "deliver.mbox")?),
-                    (None, None, Some(c)) => Target::Mda {
+                let d = t.deliver.clone().unwrap_or_default();
+                let relay = |spec: &str, key: &str, default_port: u16| {
+                    relay(
+                        spec,
+                        key,
+                        &d,
+                        &label,
+                        default_port,
+                        t.tls_ca_file
+                            .as_deref()
+                            .map(|s| file_path(s, "tls_ca_file"))
+                            .transpose()?,
+                        timeout,
+                        mda_timeout,
+                    )
+                };
+                let set = [
+                    d.maildir.is_some(),
+                    d.mbox.is_some(),
+                    d.mda.is_some(),
+                    d.lmtp.is_some(),
+                    d.smtp.is_some(),
+                ];
+                if set.iter().filter(|s| **s).count() > 1 {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: set only one of deliver.maildir, deliver.mbox, \
+                             deliver.mda, deliver.lmtp, deliver.smtp"
+                        ),
+                    ));
+                }
+                if (d.recipient.is_some() || d.starttls.is_some())
+                    && d.lmtp.is_none()
+                    && d.smtp.is_none()
+                {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "{label}: deliver.recipient and deliver.starttls belong to \
+                             deliver.lmtp or deliver.smtp"
+                        ),
+                    ));
+                }
+                if let Some(s) = &d.maildir {
+                    Target::Maildir(file_path(s, "deliver.maildir")?)
+                } else if let Some(s) = &d.mbox {
+                    Target::Mbox(file_path(s, "deliver.mbox")?)
+                } else if let Some(c) = d.mda.clone() {
+                    Target::Mda {
                         command: command_line(c, &label, "deliver.mda")?,
                         timeout: mda_timeout,
-                    },
-                    (None, None, None) if over.no_delivery => Target::Nowhere,
-                    (None, None, None) => {
-                        return Err(missing(
-                            "deliver.maildir (or deliver.mbox, deliver.mda)",
-                            "--maildir, --mbox or --mda",
-                        ));
                     }
-                    _ => {
-                        return Err(Error::new(
-                            ErrorKind::Config,
-                            format!(
-                                "{label}: set only one of deliver.maildir, deliver.mbox, \
-                                 deliver.mda"
-                            ),
-                        ));
-                    }
+                } else if let Some(s) = &d.lmtp {
+                    Target::Lmtp(relay(s, "deliver.lmtp", 24)?)
+                } else if let Some(s) = &d.smtp {
+                    Target::Smtp(relay(s, "deliver.smtp", 25)?)
+                } else if over.no_delivery {
+                    Target::Nowhere
+                } else {
+                    return Err(missing(
+                        "deliver.maildir (or deliver.mbox, deliver.mda, deliver.lmtp, \
+                         deliver.smtp)",
+                        "--maildir, --mbox or --mda",
+                    ));
                 }
             }
             _ => {
@@ -407,10 +452,10 @@ impl Config {
                 ),
             ));
         }
-        // Durations and sizes were range-checked as the file was read (`range`).
-        let timeout = over
-            .timeout
-            .unwrap_or(t.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0));
+        let filter = t
+            .filter
+            .map(|c| command_line(c, &label, "filter"))
+            .transpose()?;
         Ok(Account {
             name: name.map_or_else(|| format!("{user}@{host}"), str::to_owned),
             server: Server {
@@ -437,10 +482,14 @@ impl Config {
                 keep: over.keep.or(t.keep).unwrap_or(true),
                 delete_after: t.delete_after.map(|d| d.0),
                 max_size: over.max_size.or(t.max_size.map(|s| s.0)),
+                killsize: t.killsize.map(|s| s.0),
+                filter,
+                filter_timeout: mda_timeout,
             },
             delivery: Delivery {
                 target,
                 add_received: t.add_received.unwrap_or(true),
+                keepalive: t.keepalive.map_or(DEFAULT_KEEPALIVE, |d| d.0),
             },
         })
     }
@@ -507,6 +556,116 @@ impl Config {
     }
 }
 
+/// How often a slow delivery sends the POP3 server a NOOP by default: well within the
+/// idle limit of the strictest server known (Microsoft 365, about 60 s).
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// `deliver.lmtp` / `deliver.smtp` with `deliver.recipient` and `deliver.starttls`.
+#[allow(clippy::too_many_arguments)]
+fn relay(
+    spec: &str,
+    key: &str,
+    d: &file::DeliverTable,
+    label: &str,
+    default_port: u16,
+    tls_ca_file: Option<PathBuf>,
+    timeout: Duration,
+    delivery_timeout: Duration,
+) -> Result<Relay> {
+    let bad = |why: String| Error::new(ErrorKind::Config, format!("{label}: {key}: {why}"));
+    let endpoint = if let Some(path) = spec.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(bad("`unix:` needs a socket path".into()));
+        }
+        Endpoint::Unix(paths::config_path(path, label, key)?)
+    } else {
+        parse_host_port(spec, default_port).map_err(bad)?
+    };
+    let recipients = match &d.recipient {
+        Some(r) => r.0.clone(),
+        None => vec![local_user().ok_or_else(|| {
+            bad("deliver.recipient is not set and the local user name is unknown ($USER)".into())
+        })?],
+    };
+    if recipients.is_empty() {
+        return Err(bad("deliver.recipient is an empty list".into()));
+    }
+    for r in &recipients {
+        let ok = !r.is_empty()
+            && r.len() <= 256
+            && !r
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>'));
+        if !ok {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{label}: deliver.recipient {r:?} is not an address (no spaces, control \
+                     characters, < or >)"
+                ),
+            ));
+        }
+    }
+    let starttls = d.starttls.unwrap_or(false);
+    if starttls && !matches!(endpoint, Endpoint::Tcp { .. }) {
+        return Err(bad(
+            "deliver.starttls needs a host:port, not a unix: socket".into(),
+        ));
+    }
+    Ok(Relay {
+        endpoint,
+        recipients,
+        starttls,
+        tls_ca_file,
+        timeout,
+        delivery_timeout,
+    })
+}
+
+/// `host`, `host:port` or `[v6]:port`.
+fn parse_host_port(spec: &str, default_port: u16) -> std::result::Result<Endpoint, String> {
+    let (host, port) = if let Some(rest) = spec.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{spec:?}: missing `]`"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (host, Some(p)),
+            None if after.is_empty() => (host, None),
+            None => return Err(format!("{spec:?}: expected `:port` after `]`")),
+        }
+    } else if spec.matches(':').count() == 1 {
+        let (h, p) = spec.split_once(':').unwrap_or((spec, ""));
+        (h, Some(p))
+    } else {
+        (spec, None)
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{spec:?} is not `unix:/path`, `host` or `host:port`"
+        ));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{spec:?}: the port must be 1 to 65535"))?,
+    };
+    Ok(Endpoint::Tcp {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// The user running pop3, the default recipient (fetchmail delivers to the local user).
+fn local_user() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.is_empty())
+}
+
 /// A command from the file, checked: an argv must not be empty.
 fn command_line(spec: CommandSpec, label: &str, key: &str) -> Result<CommandLine> {
     match spec {
@@ -567,6 +726,9 @@ fn merge(defaults: &AccountTable, account: &AccountTable) -> AccountTable {
         mda_timeout: a.mda_timeout.or(d.mda_timeout),
         deliver: a.deliver.or(d.deliver),
         oauth: oauth::merge(d.oauth, a.oauth),
+        killsize: a.killsize.or(d.killsize),
+        filter: a.filter.or(d.filter),
+        keepalive: a.keepalive.or(d.keepalive),
     }
 }
 
@@ -825,6 +987,56 @@ mod tests {
         assert_eq!(a.policy.delete_after, Some(Duration::from_secs(14 * 86400)));
         let err = c.resolve(Some("b"), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("only one"), "{err}");
+    }
+
+    #[test]
+    fn lmtp_smtp_killsize_filter_and_keepalive() {
+        let base = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\n";
+        let c = config(&format!(
+            "{base}deliver.lmtp = \"unix:/run/dovecot/lmtp\"\ndeliver.recipient = [\"a\", \"b\"]\n\
+             killsize = \"1M\"\nfilter = [\"spamc\", \"-c\"]\nkeepalive = \"10s\"\n\
+             [accounts.b]\nhost = \"h\"\nuser = \"u\"\ndeliver.smtp = \"[::1]\"\n\
+             deliver.recipient = \"me\"\n"
+        ))
+        .unwrap();
+        let a = c.resolve(Some("a"), &Overrides::default()).unwrap();
+        let Target::Lmtp(r) = &a.delivery.target else {
+            panic!("{:?}", a.delivery.target)
+        };
+        assert_eq!(r.endpoint, Endpoint::Unix("/run/dovecot/lmtp".into()));
+        assert_eq!(r.recipients, ["a", "b"]);
+        assert_eq!(a.policy.killsize, Some(1 << 20));
+        assert!(matches!(&a.policy.filter, Some(CommandLine::Argv(v)) if v[0] == "spamc"));
+        assert_eq!(a.delivery.keepalive, Duration::from_secs(10));
+        let b = c.resolve(Some("b"), &Overrides::default()).unwrap();
+        let Target::Smtp(r) = &b.delivery.target else {
+            panic!("{:?}", b.delivery.target)
+        };
+        assert_eq!(r.endpoint.to_string(), "[::1]:25");
+        for (bad, says) in [
+            ("deliver.smtp = \"h:0\"", "port"),
+            (
+                "deliver.smtp = \"h\"\ndeliver.recipient = \"a b\"",
+                "not an address",
+            ),
+            (
+                "deliver.lmtp = \"unix:/s\"\ndeliver.maildir = \"/m\"",
+                "only one",
+            ),
+            (
+                "deliver.maildir = \"/m\"\ndeliver.recipient = \"a\"",
+                "belong to",
+            ),
+            (
+                "deliver.lmtp = \"unix:/s\"\ndeliver.recipient = \"a\"\ndeliver.starttls = true",
+                "not a unix",
+            ),
+        ] {
+            let err = config(&format!("{base}{bad}\n"))
+                .and_then(|c| c.resolve(Some("a"), &Overrides::default()))
+                .unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

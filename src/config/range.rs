@@ -42,6 +42,8 @@ pub type MdaTimeout = DurationValue<SECOND_MS, { 24 * HOUR_MS }>;
 pub type DeleteAfter = DurationValue<0, { 36_500 * DAY_MS }>;
 /// `password.timeout`: how long `password.command` may take (a pinentry waits for a person).
 pub type PasswordTimeout = DurationValue<SECOND_MS, HOUR_MS>;
+/// `keepalive`: how often a slow delivery sends the POP3 server a NOOP.
+pub type Keepalive = DurationValue<SECOND_MS, HOUR_MS>;
 /// `--daemon INTERVAL`.
 pub type DaemonInterval = DurationValue<SECOND_MS, { 30 * DAY_MS }>;
 

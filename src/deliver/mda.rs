@@ -151,6 +151,11 @@ impl Mda {
 }
 
 impl Sink for Mda {
+    /// An MDA may run for minutes (a spam filter): the session is kept alive meanwhile.
+    fn slow_commit(&self) -> bool {
+        true
+    }
+
     /// Opens the spool file. Errors: `ErrorKind::Io` when it cannot be created,
     /// `ErrorKind::Config` for an empty command.
     fn begin(&mut self, envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>> {
@@ -229,6 +234,16 @@ impl Running {
     /// of its process group runs any more when this returns.
     fn wait(&mut self, timeout: Duration) -> io::Result<Option<std::process::ExitStatus>> {
         self.child.wait(timeout)
+    }
+
+    /// [`Running::wait`] with `tick` about every `every` (keep-alive).
+    fn wait_ticking(
+        &mut self,
+        timeout: Duration,
+        every: Duration,
+        tick: &mut dyn FnMut(),
+    ) -> io::Result<Option<std::process::ExitStatus>> {
+        self.child.wait_ticking(timeout, every, tick)
     }
 
     /// The last lines of the MDA's stderr, sanitised, for an error message.
@@ -324,8 +339,9 @@ impl MdaPending<'_> {
         sender
     }
 
-    /// Run the MDA on the complete spooled message and judge its exit status.
-    fn deliver(self) -> Result<()> {
+    /// Run the MDA on the complete spooled message and judge its exit status; `tick` is
+    /// called about every `every` while it runs (keep-alive, [`Pending::commit_ticking`]).
+    fn deliver(self, every: Option<Duration>, tick: &mut dyn FnMut()) -> Result<()> {
         if self.failed {
             return Err(Error::new(
                 ErrorKind::Io,
@@ -343,9 +359,11 @@ impl MdaPending<'_> {
         crate::crashpoint::hit("mda.spawn", &self.env.uid);
         let mut running = mda.spawn(&self.env, &sender, file)?;
         crate::crashpoint::hit("mda.started", &self.env.uid);
-        let status = running
-            .wait(mda.timeout)
-            .map_err(|e| mda.io_error("cannot wait for", e))?;
+        let status = match every {
+            Some(every) => running.wait_ticking(mda.timeout, every, tick),
+            None => running.wait(mda.timeout),
+        }
+        .map_err(|e| mda.io_error("cannot wait for", e))?;
         let Some(status) = status else {
             return Err(Error::new(
                 ErrorKind::Temporary,
@@ -408,7 +426,11 @@ impl Pending for MdaPending<'_> {
     /// a timeout, `ErrorKind::Io` naming the MDA, its exit status and the end of its stderr
     /// otherwise.
     fn commit(self: Box<Self>) -> Result<()> {
-        (*self).deliver()
+        (*self).deliver(None, &mut || {})
+    }
+
+    fn commit_ticking(self: Box<Self>, every: Duration, tick: &mut dyn FnMut()) -> Result<()> {
+        (*self).deliver(Some(every), tick)
     }
 }
 

@@ -8,8 +8,10 @@ mod liveness;
 pub mod maildir;
 pub mod mbox;
 pub mod mda;
+pub mod smtp;
 
 use std::io::Write;
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::proto::{Octets, Uid};
@@ -33,6 +35,15 @@ pub trait Pending: Write {
     /// power loss; after `Err` nothing of it is visible.
     fn commit(self: Box<Self>) -> Result<()>;
 
+    /// [`Pending::commit`] for a delivery that may wait a long time on something else (an
+    /// MDA, an LMTP or SMTP server): `tick` is called about every `every` while it waits,
+    /// so that the caller can keep its POP3 session alive (a NOOP). `tick` must not fail
+    /// the delivery; the caller keeps its own errors. Sinks that never wait ignore it.
+    fn commit_ticking(self: Box<Self>, every: Duration, tick: &mut dyn FnMut()) -> Result<()> {
+        let _ = (every, tick);
+        self.commit()
+    }
+
     /// Finish writing the message but leave durability and visibility to the sink's next
     /// [`Sink::sync_batch`] and [`Sink::publish_batch`] (group commit). Sinks that do not
     /// batch ([`Sink::batch_limit`] of 1) commit here.
@@ -52,6 +63,14 @@ pub trait Pending: Write {
 pub trait Sink {
     /// Start a new message.
     fn begin(&mut self, envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>>;
+
+    /// Whether a commit may wait long on another program or server (an MDA, LMTP, SMTP).
+    /// The engine then keeps the POP3 session alive with NOOP during each commit
+    /// ([`Pending::commit_ticking`]), and so does not pipeline RETR: a NOOP must never sit
+    /// behind a message the server is still sending.
+    fn slow_commit(&self) -> bool {
+        false
+    }
 
     /// How many staged messages may wait for one `sync_batch`; 1 means no batching.
     fn batch_limit(&self) -> usize {

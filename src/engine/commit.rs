@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::time::Duration;
 
 use crate::client::{Listed, Reply};
 use crate::crashpoint;
@@ -34,6 +35,8 @@ const BATCH_BYTES: u64 = 32 << 20;
 pub(super) struct Committer<'a> {
     sink: &'a mut dyn Sink,
     batching: bool,
+    /// For a sink whose commit may wait long: how often the source's keep-alive runs.
+    keepalive: Option<Duration>,
     /// Staged: (listing index, token, bytes written).
     staged: Vec<(usize, String, u64)>,
     staged_bytes: u64,
@@ -42,11 +45,14 @@ pub(super) struct Committer<'a> {
 }
 
 impl<'a> Committer<'a> {
-    pub(super) fn new(sink: &'a mut dyn Sink) -> Committer<'a> {
+    /// `keepalive`: how often to keep the POP3 session alive while a slow sink commits.
+    pub(super) fn new(sink: &'a mut dyn Sink, keepalive: Option<Duration>) -> Committer<'a> {
         let batching = sink.batch_limit() > 1;
+        let keepalive = keepalive.filter(|_| sink.slow_commit());
         Committer {
             sink,
             batching,
+            keepalive,
             staged: Vec::new(),
             staged_bytes: 0,
             recorded: Vec::new(),
@@ -61,18 +67,19 @@ impl<'a> Committer<'a> {
                 || self.staged_bytes >= BATCH_BYTES)
     }
 
-    /// Deliver one message: `header` first, then whatever `body` writes (the RETR answer,
+    /// Deliver one message: `header` first, then what `source` writes (the RETR answer,
     /// streamed). Without batching the message is committed and recorded before this
-    /// returns; with batching it is staged. `Ok(Err(reply))`: the server answered -ERR and
-    /// nothing was delivered (the sink's `Pending` was dropped, which removes every trace).
+    /// returns; with batching it is staged. [`Delivered::Refused`]: the server answered
+    /// -ERR; [`Delivered::Rejected`]: the target refused this message. Either way nothing
+    /// was delivered (the sink's `Pending` was dropped, which removes every trace).
     pub(super) fn deliver(
         &mut self,
         state: &mut SeenState,
         envelope: &Envelope<'_>,
         index: usize,
         header: &[u8],
-        body: impl FnOnce(&mut dyn Write) -> Result<std::result::Result<u64, Reply>>,
-    ) -> Result<std::result::Result<(), Reply>> {
+        source: &mut dyn Source,
+    ) -> Result<Delivered> {
         let mut pending = self.sink.begin(envelope)?;
         let token = pending.token();
         if !self.batching
@@ -86,9 +93,9 @@ impl<'a> Committer<'a> {
         pending
             .write_all(header)
             .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write the message", e))?;
-        let n = match body(&mut pending)? {
+        let n = match source.body(&mut pending)? {
             Ok(n) => n,
-            Err(reply) => return Ok(Err(reply)),
+            Err(reply) => return Ok(Delivered::Refused(reply)),
         };
         let written = header.len() as u64 + n;
         if self.batching {
@@ -99,11 +106,19 @@ impl<'a> Committer<'a> {
             self.staged_bytes += written;
         } else {
             crashpoint::hit("deliver.commit", envelope.uid);
-            pending.commit()?;
+            let committed = match self.keepalive {
+                Some(every) => pending.commit_ticking(every, &mut || source.keepalive()),
+                None => pending.commit(),
+            };
+            match committed {
+                Ok(()) => {}
+                Err(e) if e.is_per_message() => return Ok(Delivered::Rejected(e)),
+                Err(e) => return Err(e),
+            }
             state.record(&[envelope.uid], now_unix())?;
             self.recorded.push((index, written));
         }
-        Ok(Ok(()))
+        Ok(Delivered::Yes)
     }
 
     /// Group commit of the staged messages (see the type's documentation).
@@ -130,6 +145,26 @@ impl<'a> Committer<'a> {
             .extend(staged.iter().map(|(i, _, bytes)| (*i, *bytes)));
         Ok(())
     }
+}
+
+/// Where a message comes from: the server's answer to RETR, read while it is delivered.
+pub(super) trait Source {
+    /// Stream the message into `out`; `Ok(Err(reply))` when the server refused to send it.
+    fn body(&mut self, out: &mut dyn Write) -> Result<std::result::Result<u64, Reply>>;
+    /// Called while a slow sink commits ([`crate::deliver::Pending::commit_ticking`]):
+    /// keep the session alive. Never fails the delivery; the source keeps its own error.
+    fn keepalive(&mut self);
+}
+
+/// What became of one message handed to [`Committer::deliver`].
+#[derive(Debug)]
+pub(super) enum Delivered {
+    /// Delivered (committed and recorded, or staged in a batch).
+    Yes,
+    /// The POP3 server answered -ERR to RETR.
+    Refused(Reply),
+    /// The delivery target refused this message ([`Error::is_per_message`]).
+    Rejected(Error),
 }
 
 /// Settle deliveries that a killed run started but did not record: ask the sink which of

@@ -23,6 +23,7 @@
 //!    left to save.
 
 pub mod commit;
+pub mod filter;
 pub mod plan;
 pub mod run;
 
@@ -37,10 +38,12 @@ use crate::deliver::Sink;
 use crate::deliver::maildir::Maildir;
 use crate::deliver::mbox::Mbox;
 use crate::deliver::mda::Mda;
+use crate::deliver::smtp::{Protocol, Smtp};
 use crate::error::Result;
 use crate::proto::{MessageNumber, Uid};
 use crate::session::{self, Connected};
 use crate::state::lock::AccountLock;
+use crate::state::too_big::Reported;
 use crate::state::uidl::SeenState;
 
 pub use plan::{Plan, Policy, plan};
@@ -117,6 +120,66 @@ pub enum Notice {
     Stopping,
     /// The state file could not be compacted (nothing is lost; it is retried next run).
     PruneFailed(String),
+    /// The delivery target (LMTP, SMTP) refused a message; it stays on the server.
+    Rejected {
+        number: MessageNumber,
+        uid: Uid,
+        text: String,
+    },
+    /// A new message is not fetched: killsize or the filter (`dry_run`: would not be).
+    Unfetched {
+        number: MessageNumber,
+        uid: Uid,
+        why: Unfetched,
+        dry_run: bool,
+    },
+}
+
+/// Why a new message is not fetched although it is new (besides `max_size` and `--limit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfetched {
+    /// Bigger than `killsize`: deleted without fetching.
+    KillSize,
+    /// The filter exited 1: deleted without fetching.
+    FilterDelete,
+    /// The filter exited 2: left on the server, skipped from now on.
+    FilterSkip,
+    /// The filter failed (why): left on the server, judged again next run.
+    FilterFailed(String),
+}
+
+impl Unfetched {
+    /// Whether the message is deleted on the server.
+    pub fn deletes(&self) -> bool {
+        matches!(self, Unfetched::KillSize | Unfetched::FilterDelete)
+    }
+
+    /// A short word for tables and `--json`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Unfetched::KillSize => "killsize",
+            Unfetched::FilterDelete => "filter-delete",
+            Unfetched::FilterSkip => "filter-skip",
+            Unfetched::FilterFailed(_) => "filter-failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Unfetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfetched::KillSize => f.write_str("over killsize: deleted without fetching"),
+            Unfetched::FilterDelete => {
+                f.write_str("the filter said delete (exit 1): deleted without fetching")
+            }
+            Unfetched::FilterSkip => {
+                f.write_str("the filter said skip (exit 2): left on the server from now on")
+            }
+            Unfetched::FilterFailed(why) => {
+                write!(f, "the filter failed ({why}): left on the server for now")
+            }
+        }
+    }
 }
 
 impl Notice {
@@ -124,7 +187,14 @@ impl Notice {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Notice::ExpireZero | Notice::Refused { .. } | Notice::PruneFailed(_)
+            Notice::ExpireZero
+                | Notice::Refused { .. }
+                | Notice::PruneFailed(_)
+                | Notice::Rejected { .. }
+                | Notice::Unfetched {
+                    why: Unfetched::FilterFailed(_),
+                    ..
+                }
         )
     }
 }
@@ -174,6 +244,18 @@ impl std::fmt::Display for Notice {
             ),
             Notice::Stopping => f.write_str("stopping after the message in flight"),
             Notice::PruneFailed(e) => write!(f, "could not compact the state file: {e}"),
+            Notice::Rejected { number, uid, text } => {
+                write!(f, "message {number} (UIDL {uid}) not delivered: {text}")
+            }
+            Notice::Unfetched {
+                number,
+                uid,
+                why,
+                dry_run,
+            } => {
+                let would = if *dry_run { " (dry run)" } else { "" };
+                write!(f, "message {number} (UIDL {uid}){would}: {why}")
+            }
         }
     }
 }
@@ -222,6 +304,9 @@ pub struct Summary {
     pub interrupted: bool,
     /// The server's LOGIN-DELAY (seconds), if it announced one.
     pub login_delay: Option<u32>,
+    /// New messages not fetched because of killsize or the filter, and why (with
+    /// `dry_run`: what would happen to them).
+    pub unfetched: Vec<(MessageRef, Unfetched)>,
 }
 
 /// Unix seconds now.
@@ -269,6 +354,7 @@ pub fn check(account: &Account) -> Result<CheckSummary> {
     let policy = Policy {
         keep: true,
         max_size: account.policy.max_size,
+        killsize: account.policy.killsize,
         ..Policy::default()
     };
     let plan = plan(
@@ -301,6 +387,8 @@ fn open_sink(target: &Target) -> Result<Box<dyn Sink>> {
         Target::Maildir(dir) => Box::new(Maildir::open(dir)?),
         Target::Mbox(path) => Box::new(Mbox::open(path)?),
         Target::Mda { command, timeout } => Box::new(Mda::new(command.clone(), *timeout)),
+        Target::Lmtp(relay) => Box::new(Smtp::new(Protocol::Lmtp, relay.clone())),
+        Target::Smtp(relay) => Box::new(Smtp::new(Protocol::Smtp, relay.clone())),
         Target::Nowhere => {
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::Config,
@@ -334,7 +422,13 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
         progress.notice(&account.name, &notice);
     }
     let settings = settings(account, opts);
-    let mut ledger = Ledger::default();
+    let mut ledger = Ledger {
+        skipped: settings
+            .filter
+            .is_some()
+            .then(|| Reported::load_skipped(&Reported::skipped_path_for(&state_path))),
+        ..Ledger::default()
+    };
     let mut total = Summary::default();
     for round in 1.. {
         let (Connected { session, caps, .. }, listing) = session::login_and_list(account)?;
@@ -382,9 +476,15 @@ fn settings(account: &Account, opts: &FetchOptions) -> Settings {
             all: opts.all,
             limit: opts.limit,
             max_size: account.policy.max_size,
+            killsize: account.policy.killsize,
             keep: account.policy.keep,
             delete_after: account.policy.delete_after,
         },
+        keepalive: Some(account.delivery.keepalive),
+        filter: account.policy.filter.clone().map(|command| filter::Filter {
+            command,
+            timeout: account.policy.filter_timeout,
+        }),
     }
 }
 
@@ -417,5 +517,6 @@ impl Summary {
         self.would_delete = later.would_delete;
         self.interrupted |= later.interrupted;
         self.login_delay = later.login_delay;
+        self.unfetched.extend(later.unfetched);
     }
 }

@@ -17,6 +17,9 @@ pub struct Policy {
     /// Fetch at most this many messages in this session (what is left of `--limit`).
     pub limit: Option<usize>,
     pub max_size: Option<u64>,
+    /// New messages bigger than this are deleted without being fetched (mpop's
+    /// `killsize`): the user's explicit order, so the one exception to invariant 2.
+    pub killsize: Option<u64>,
     pub keep: bool,
     pub delete_after: Option<Duration>,
 }
@@ -28,6 +31,8 @@ pub struct Plan {
     pub fetch: Vec<usize>,
     /// New but too big.
     pub too_big: Vec<usize>,
+    /// New and over `killsize`: deleted without being fetched.
+    pub kill: Vec<usize>,
     /// New, but beyond `limit`.
     pub deferred: usize,
     /// Already recorded as seen and due for deletion now.
@@ -64,7 +69,9 @@ pub fn plan(
             Some(_) => policy.all && !fetched_this_run(&m.uid),
         };
         if wanted {
-            if policy.max_size.is_some_and(|max| m.size.0 > max) {
+            if policy.killsize.is_some_and(|max| m.size.0 > max) {
+                p.kill.push(i);
+            } else if policy.max_size.is_some_and(|max| m.size.0 > max) {
                 p.too_big.push(i);
             } else if policy.limit.is_some_and(|l| p.fetch.len() >= l) {
                 p.deferred += 1;
@@ -181,6 +188,26 @@ mod tests {
         assert_eq!(p.fetch, [0]);
         assert_eq!(p.deferred, 1);
         assert_eq!(p.too_big, [2, 3]);
+    }
+
+    #[test]
+    fn killsize_deletes_unfetched_before_max_size_and_limit_apply() {
+        let policy = Policy {
+            keep: true,
+            killsize: Some(250),
+            max_size: Some(150),
+            limit: Some(1),
+            ..Policy::default()
+        };
+        let p = plan(&listing(4), seen(&[("u4", 0)]), none, &policy, 0);
+        assert_eq!(
+            p.kill,
+            [2],
+            "u3 (300) is killed; u4 is seen, so never killed"
+        );
+        assert_eq!(p.too_big, [1]);
+        assert_eq!(p.fetch, [0]);
+        assert!(p.delete.is_empty(), "keep: nothing recorded is deleted");
     }
 
     #[test]

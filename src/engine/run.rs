@@ -17,9 +17,14 @@ use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, Uid};
 use crate::state::uidl::SeenState;
 
-use super::commit::{Committer, forget_departed};
+use super::commit::{Committer, Delivered, Source, forget_departed};
+use super::filter::{Filter, MAX_FILTER_HEADER, Verdict};
 use super::plan::{Plan, Policy, plan};
-use super::{FetchOptions, Notice, Progress, Summary, body_limit, now_unix, total_size};
+use super::{
+    FetchOptions, MessageRef, Notice, Progress, Summary, Unfetched, body_limit, now_unix,
+    total_size,
+};
+use crate::state::too_big::Reported;
 
 /// What a session needs to know of its account (nothing that connects).
 #[derive(Debug, Clone)]
@@ -32,6 +37,10 @@ pub struct Settings {
     pub received: Option<&'static str>,
     /// The whole run's policy; `limit` counts for the whole run.
     pub policy: Policy,
+    /// While a slow sink commits, send NOOP this often (`None`: never).
+    pub keepalive: Option<std::time::Duration>,
+    /// mpop's `filter`: judges each new message from its header before it is fetched.
+    pub filter: Option<Filter>,
 }
 
 /// What the sessions of one run have done so far (a server that caps sessions needs
@@ -39,6 +48,9 @@ pub struct Settings {
 #[derive(Debug, Default)]
 pub struct Ledger {
     pub fetched: HashSet<Uid>,
+    /// The messages the filter said to skip from now on (exit 2), kept in a side file;
+    /// `None`: no such file (no filter, or a test).
+    pub skipped: Option<Reported>,
 }
 
 impl Ledger {
@@ -88,20 +100,90 @@ pub fn run_session<S: Read + Write>(
         limit: ledger.remaining(settings.policy.limit),
         ..settings.policy.clone()
     };
-    let plan = plan(
+    let mut plan = plan(
         listing,
         |m| state.first_seen_listed(&m.uid, m.size.0),
         |u| ledger.fetched.contains(u),
         &policy,
         now_unix(),
     );
+    if let Some(skipped) = &ledger.skipped {
+        plan.fetch.retain(|&i| !skipped.contains(&listing[i].uid));
+    }
+    let mut unfetched: Vec<(usize, Unfetched)> = plan
+        .kill
+        .iter()
+        .map(|&i| (i, Unfetched::KillSize))
+        .collect();
+    if let Some(filter) = &settings.filter
+        && !plan.fetch.is_empty()
+    {
+        if !caps.top {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} does not offer TOP, which `filter` needs to show it the headers",
+                    settings.host
+                ),
+            ));
+        }
+        let verdicts = filter_pass(
+            &mut session,
+            listing,
+            &plan.fetch,
+            caps.pipelining,
+            filter,
+            name,
+        )?;
+        let mut skip_now = Vec::new();
+        plan.fetch.clear();
+        for (i, verdict) in verdicts {
+            match verdict {
+                Verdict::Fetch => plan.fetch.push(i),
+                Verdict::Delete => unfetched.push((i, Unfetched::FilterDelete)),
+                Verdict::Skip => {
+                    skip_now.push(i);
+                    unfetched.push((i, Unfetched::FilterSkip));
+                }
+                Verdict::Failed(why) => unfetched.push((i, Unfetched::FilterFailed(why))),
+            }
+        }
+        if sink.is_some()
+            && let Some(skipped) = &mut ledger.skipped
+        {
+            // Those skipped before and still listed, and the new ones.
+            let keep: Vec<&Uid> = listing
+                .iter()
+                .map(|m| &m.uid)
+                .filter(|u| skipped.contains(u))
+                .chain(skip_now.iter().map(|&i| &listing[i].uid))
+                .collect();
+            skipped.update(keep)?;
+        }
+    }
     let mut summary = Summary {
         listed: listing.len(),
         too_big: plan.too_big.iter().map(|&i| (&listing[i]).into()).collect(),
         deferred: plan.deferred,
         login_delay: caps.login_delay,
+        unfetched: unfetched
+            .iter()
+            .map(|(i, why)| (MessageRef::from(&listing[*i]), why.clone()))
+            .collect(),
         ..Summary::default()
     };
+    for (i, why) in &unfetched {
+        let m = &listing[*i];
+        progress.notice(
+            name,
+            &Notice::Unfetched {
+                number: m.number,
+                uid: m.uid.clone(),
+                why: why.clone(),
+                dry_run: sink.is_none(),
+            },
+        );
+    }
     if let Some(crate::proto::Expire::Days(0)) = caps.expire
         && settings.policy.keep
     {
@@ -113,7 +195,7 @@ pub fn run_session<S: Read + Write>(
         &Notice::Plan {
             listed: listing.len(),
             fetch: plan.fetch.len(),
-            delete: plan.delete.len(),
+            delete: plan.delete.len() + unfetched.iter().filter(|(_, w)| w.deletes()).count(),
             delete_fetched: plan.delete_fetched,
         },
     );
@@ -130,14 +212,33 @@ pub fn run_session<S: Read + Write>(
         return Ok(summary);
     };
     progress.start(name, plan.fetch.len(), total_size(listing, &plan.fetch));
-    let mut window = Window::new(caps.pipelining);
+    // A slow sink is kept company by NOOPs, which must not queue behind a RETR the server
+    // is still sending: one command at a time then.
+    let mut window = Window::new(caps.pipelining && !sink.slow_commit());
     let mut queue = Queue {
         fetch: plan.fetch.clone(),
         next: 0,
-        delete: plan.delete.iter().copied().collect(),
+        delete: plan
+            .delete
+            .iter()
+            .copied()
+            .chain(
+                unfetched
+                    .iter()
+                    .filter(|(_, w)| w.deletes())
+                    .map(|(i, _)| *i),
+            )
+            .collect(),
     };
-    let mut outcome = Outcome::default();
-    let mut committer = Committer::new(sink);
+    let mut outcome = Outcome {
+        filter_failed: unfetched
+            .iter()
+            .filter(|(_, w)| matches!(w, Unfetched::FilterFailed(_)))
+            .map(|(i, _)| *i)
+            .collect(),
+        ..Outcome::default()
+    };
+    let mut committer = Committer::new(sink, settings.keepalive);
     let local_host = crate::fsutil::hostname();
     let result = exchange(
         &mut session,
@@ -201,6 +302,10 @@ struct Outcome {
     deleted: Vec<usize>,
     refused_retr: Vec<usize>,
     refused_dele: Vec<usize>,
+    /// The delivery target refused these (LMTP/SMTP 4xx or 5xx), with the error's kind.
+    rejected: Vec<(usize, ErrorKind)>,
+    /// The filter failed for these.
+    filter_failed: Vec<usize>,
 }
 
 /// Read every answer in order, delivering each message, until nothing is in flight.
@@ -269,19 +374,50 @@ fn exchange<S: Read + Write>(
                     .received
                     .map(|with| received_header(&settings.host, with, local_host, &msg.uid))
                     .unwrap_or_default();
-                let what = format!("RETR {}", msg.number);
-                let delivered = committer.deliver(state, &envelope, i, &header, |out| {
-                    session.read_body_or_refusal(&what, body_limit(msg), &mut |bytes| {
-                        progress.bytes(name, bytes.len() as u64);
-                        out.write_all(bytes)
-                    })
-                })?;
-                if let Err(reply) = delivered {
-                    // A message that vanished since UIDL (another client deleted it) or
-                    // that the server will not send: leave it, go on with the others, and
-                    // fail the run at the end so that it is noticed.
-                    progress.notice(name, &refused("RETR", settings, msg, &reply));
-                    outcome.refused_retr.push(i);
+                let mut source = Retr {
+                    session: &mut *session,
+                    what: format!("RETR {}", msg.number),
+                    limit: body_limit(msg),
+                    progress,
+                    name,
+                    lost: None,
+                };
+                let delivered = committer.deliver(state, &envelope, i, &header, &mut source)?;
+                let lost = source.lost.take();
+                match delivered {
+                    Delivered::Yes => {}
+                    Delivered::Refused(reply) => {
+                        // A message that vanished since UIDL (another client deleted it) or
+                        // that the server will not send: leave it, go on with the others,
+                        // and fail the run at the end so that it is noticed.
+                        progress.notice(name, &refused("RETR", settings, msg, &reply));
+                        outcome.refused_retr.push(i);
+                    }
+                    Delivered::Rejected(e) => {
+                        // The LMTP/SMTP server refused it: unrecorded, it stays on the
+                        // server; the others go on.
+                        progress.notice(
+                            name,
+                            &Notice::Rejected {
+                                number: msg.number,
+                                uid: msg.uid.clone(),
+                                text: e.message().to_owned(),
+                            },
+                        );
+                        outcome.rejected.push((i, e.kind()));
+                    }
+                }
+                if let Some(e) = lost {
+                    // The session died during a slow delivery: the delivery itself is
+                    // settled above (recorded if it succeeded); nothing more can be sent.
+                    return Err(Error::new(
+                        e.kind(),
+                        format!(
+                            "the POP3 session was lost while a message was being delivered \
+                             (keep-alive NOOP failed: {}); what was delivered is recorded",
+                            e.message()
+                        ),
+                    ));
                 }
             }
         }
@@ -297,6 +433,80 @@ fn exchange<S: Read + Write>(
                 queue.delete.push_back(i);
             }
         }
+    }
+}
+
+/// The RETR answer as a [`Source`] for the committer, which also keeps the session alive
+/// with NOOP while a slow sink commits (nothing else is in flight then: a slow sink gets a
+/// window of one command).
+struct Retr<'a, S> {
+    session: &'a mut Session<S, Transaction>,
+    what: String,
+    limit: u64,
+    progress: &'a dyn Progress,
+    name: &'a str,
+    /// A NOOP failed: the session is gone; no more NOOPs, and the caller fails after the
+    /// delivery is settled.
+    lost: Option<Error>,
+}
+
+impl<S: Read + Write> Source for Retr<'_, S> {
+    fn body(&mut self, out: &mut dyn Write) -> Result<std::result::Result<u64, Reply>> {
+        let (progress, name) = (self.progress, self.name);
+        self.session
+            .read_body_or_refusal(&self.what, self.limit, &mut |bytes| {
+                progress.bytes(name, bytes.len() as u64);
+                out.write_all(bytes)
+            })
+    }
+
+    fn keepalive(&mut self) {
+        if self.lost.is_none() {
+            log::debug!("keep-alive during a slow delivery: NOOP");
+            if let Err(e) = self.session.noop() {
+                self.lost = Some(e);
+            }
+        }
+    }
+}
+
+/// `TOP n 0` for each message of `fetch` (pipelined when allowed) and the filter's
+/// verdict on each header, in order. A refused TOP is a failed verdict for that message.
+fn filter_pass<S: Read + Write>(
+    session: &mut Session<S, Transaction>,
+    listing: &[Listed],
+    fetch: &[usize],
+    pipelining: bool,
+    filter: &Filter,
+    account: &str,
+) -> Result<Vec<(usize, Verdict)>> {
+    let mut window = Window::new(pipelining);
+    let mut ops = fetch.iter().map(|&i| (Op::Top(listing[i].number, 0), i));
+    let mut verdicts = Vec::with_capacity(fetch.len());
+    loop {
+        window.top_up(session, || ops.next())?;
+        let Some((_, i)) = window.next_answer() else {
+            return Ok(verdicts);
+        };
+        let m = &listing[i];
+        let mut header = Vec::new();
+        let answer = session.read_body_or_refusal(
+            &format!("TOP {} 0", m.number),
+            body_limit(m),
+            &mut |bytes| {
+                let room = MAX_FILTER_HEADER.saturating_sub(header.len());
+                header.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                Ok(())
+            },
+        )?;
+        let verdict = match answer {
+            Ok(_) => filter.judge(account, &m.uid, m.size.0, &header),
+            Err(reply) => Verdict::Failed(format!(
+                "the server refused TOP: -ERR {}",
+                sanitize(&reply.text)
+            )),
+        };
+        verdicts.push((i, verdict));
     }
 }
 
@@ -356,7 +566,41 @@ fn refusals(settings: &Settings, listing: &[Listed], outcome: &Outcome) -> Resul
         ));
     }
     if what.is_empty() {
-        return Ok(());
+        // Refusals by the delivery target, and filter failures: each was reported as it
+        // happened; the run fails with 74 when one is permanent, else 75 (try later).
+        let rejected: Vec<usize> = outcome.rejected.iter().map(|(i, _)| *i).collect();
+        let mut parts = Vec::new();
+        if !rejected.is_empty() {
+            parts.push(format!(
+                "the delivery target refused message(s) {}",
+                numbers(&rejected)
+            ));
+        }
+        if !outcome.filter_failed.is_empty() {
+            parts.push(format!(
+                "the filter failed for message(s) {}",
+                numbers(&outcome.filter_failed)
+            ));
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let permanent = !outcome.filter_failed.is_empty()
+            || outcome
+                .rejected
+                .iter()
+                .any(|(_, k)| *k != ErrorKind::Temporary);
+        return Err(Error::new(
+            if permanent {
+                ErrorKind::Io
+            } else {
+                ErrorKind::Temporary
+            },
+            format!(
+                "{}; they stay on the server and are tried again next time",
+                parts.join(" and ")
+            ),
+        ));
     }
     Err(Error::new(
         ErrorKind::Protocol,

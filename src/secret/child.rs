@@ -160,6 +160,35 @@ impl Running {
         }
     }
 
+    /// [`Running::wait`], calling `tick` about every `every` while the child runs (the
+    /// engine keeps its POP3 session alive from there).
+    pub fn wait_ticking(
+        &mut self,
+        timeout: Duration,
+        every: Duration,
+        tick: &mut dyn FnMut(),
+    ) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now().checked_add(timeout);
+        let every = every.max(Duration::from_millis(10));
+        loop {
+            let left = deadline.map_or(every, |d| d.saturating_duration_since(Instant::now()));
+            if left <= every {
+                return self.wait(left);
+            }
+            let slice_end = Instant::now() + every;
+            let mut pause = Duration::from_millis(1);
+            while Instant::now() < slice_end {
+                if self.exited()? {
+                    self.end();
+                    return Ok(self.status);
+                }
+                thread::sleep(pause.min(slice_end.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(MAX_POLL);
+            }
+            tick();
+        }
+    }
+
     /// Whether the child has exited (or has been reaped), without reaping it.
     fn exited(&mut self) -> io::Result<bool> {
         if self.status.is_some() {

@@ -24,7 +24,11 @@ const HEADER: &str = "pop3-too-big 1";
 pub struct Reported {
     path: PathBuf,
     uids: HashSet<Uid>,
+    header: &'static str,
 }
+
+/// The header of the side file of messages the filter said to skip (exit 2).
+const SKIPPED_HEADER: &str = "pop3-skipped 1";
 
 impl Reported {
     /// The side file of the seen-state at `uidl_path` (`<key>.uidl` -> `<key>.too-big`).
@@ -32,11 +36,32 @@ impl Reported {
         uidl_path.with_extension("too-big")
     }
 
+    /// The side file of the messages the filter said to skip from now on
+    /// (`<key>.skipped`), the same format with its own header line. Losing it means the
+    /// filter judges those messages again: nothing is lost.
+    pub fn skipped_path_for(uidl_path: &Path) -> PathBuf {
+        uidl_path.with_extension("skipped")
+    }
+
+    /// Load a [`Reported::skipped_path_for`] file.
+    pub fn load_skipped(path: &Path) -> Reported {
+        Reported::load_with(path, SKIPPED_HEADER)
+    }
+
+    /// Whether `uid` is in the set.
+    pub fn contains(&self, uid: &Uid) -> bool {
+        self.uids.contains(uid)
+    }
+
     /// Load `path`; missing or unreadable is empty (the worst outcome is a repeated report).
     pub fn load(path: &Path) -> Reported {
+        Reported::load_with(path, HEADER)
+    }
+
+    fn load_with(path: &Path, header: &'static str) -> Reported {
         let text = std::fs::read(path).unwrap_or_default();
         let mut lines = text.split(|&b| b == b'\n');
-        let uids = if lines.next() == Some(HEADER.as_bytes()) {
+        let uids = if lines.next() == Some(header.as_bytes()) {
             lines
                 .filter(|l| !l.is_empty())
                 .filter_map(|l| decode_uid(l).ok())
@@ -47,6 +72,7 @@ impl Reported {
         Reported {
             path: path.to_path_buf(),
             uids,
+            header,
         }
     }
 
@@ -67,7 +93,7 @@ impl Reported {
     fn save(&self) -> Result<()> {
         let mut sorted: Vec<&Uid> = self.uids.iter().collect();
         sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut buf = format!("{HEADER}\n").into_bytes();
+        let mut buf = format!("{}\n", self.header).into_bytes();
         for uid in sorted {
             encode_bytes(&mut buf, uid.as_bytes());
             buf.push(b'\n');

@@ -84,6 +84,18 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Whether Dovecot's `lmtp` helper is installed (Debian: dovecot-lmtpd).
+fn lmtpd_installed() -> bool {
+    [
+        "/usr/lib/dovecot",
+        "/usr/libexec/dovecot",
+        "/usr/local/libexec/dovecot",
+        "/usr/local/lib/dovecot",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("lmtp").exists())
+}
+
 /// False when Dovecot's helper directory is found but holds no `pop3-login` (Debian:
 /// dovecot-core without dovecot-pop3d).
 fn pop3d_installed() -> bool {
@@ -181,12 +193,43 @@ impl Dovecot {
     /// Start a private Dovecot with these `(user, password)` accounts, or `None` (after a notice
     /// on stderr) when Dovecot is not installed and `POP3_REQUIRE_DOVECOT` is not `1`.
     pub fn start(users: &[(&str, &str)]) -> Option<Dovecot> {
-        Dovecot::start_with(users, "")
+        Dovecot::start_inner(users, false, "")
     }
 
     /// [`Dovecot::start`] with `extra` appended to the generated config (a later setting
     /// overrides an earlier one; `@TOP@` is replaced as in the config itself).
     pub fn start_with(users: &[(&str, &str)], extra: &str) -> Option<Dovecot> {
+        Dovecot::start_inner(users, false, extra)
+    }
+
+    /// Like [`Dovecot::start`], with an LMTP listener too ([`Dovecot::lmtp_socket`]): it
+    /// delivers into the same Maildirs, with the quota plugin on (a user named `full` gets
+    /// a quota of one byte, answered with 4xx) and Dovecot adding no header of its own
+    /// beyond `Return-Path:`. `None` (after a notice) when `dovecot-lmtpd` is missing,
+    /// unless `POP3_REQUIRE_DOVECOT=1`.
+    pub fn start_lmtp(users: &[(&str, &str)]) -> Option<Dovecot> {
+        if !lmtpd_installed() {
+            if std::env::var("POP3_REQUIRE_DOVECOT").is_ok_and(|v| v == "1") {
+                panic!(
+                    "POP3_REQUIRE_DOVECOT=1 but Dovecot's LMTP server is not installed \
+                     (apt-get install dovecot-lmtpd)"
+                );
+            }
+            eprintln!(
+                "NOTICE: Dovecot LMTP not installed (dovecot-lmtpd): skipping this test; set \
+                 POP3_REQUIRE_DOVECOT=1 to make that an error"
+            );
+            return None;
+        }
+        Dovecot::start_inner(users, true, "")
+    }
+
+    /// The LMTP socket of an instance from [`Dovecot::start_lmtp`].
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.dir().join("base/pop3-lmtp")
+    }
+
+    fn start_inner(users: &[(&str, &str)], lmtp: bool, extra: &str) -> Option<Dovecot> {
         let required = std::env::var("POP3_REQUIRE_DOVECOT").is_ok_and(|v| v == "1");
         let tools = (find_tool("dovecot"), find_tool("doveadm"));
         let (dovecot, doveadm) = match tools {
@@ -275,8 +318,13 @@ impl Dovecot {
         let mut passwd = String::new();
         for (user, pass) in users {
             let home = top.join("mail").join(user);
+            let extra = if *user == "full" {
+                "userdb_quota_rule=*:storage=1B"
+            } else {
+                ""
+            };
             passwd.push_str(&format!(
-                "{user}:{{PLAIN}}{pass}:{uid}:{gid}::{}::\n",
+                "{user}:{{PLAIN}}{pass}:{uid}:{gid}::{}::{extra}\n",
                 home.display()
             ));
         }
@@ -320,7 +368,13 @@ impl Dovecot {
                 .replace("@INTERNAL_GROUP@", &internal_group)
                 .replace("@LOGIN_USER@", &login_user)
                 + chroot_off
+                + if lmtp { LMTP_CONFIG } else { "" }
                 + &extra.replace("@TOP@", &top.display().to_string());
+            let conf = if lmtp {
+                conf.replace("protocols = pop3\n", "protocols = pop3 lmtp\n")
+            } else {
+                conf
+            };
             write_mode(&dc.conf, conf.as_bytes(), 0o644);
             let log = fs::OpenOptions::new()
                 .create(true)
@@ -782,6 +836,24 @@ service pop3-login {
     address = 127.0.0.1
     port = @POP3S_PORT@
     ssl = yes
+  }
+}
+"#;
+
+/// Appended for [`Dovecot::start_lmtp`]: a Unix-socket LMTP listener delivering into the same
+/// Maildirs, the quota plugin (over quota is 4xx, `quota_full_tempfail`), and no
+/// Delivered-To or Received header from Dovecot, so that the test can compare bytes.
+const LMTP_CONFIG: &str = r#"
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = maildir:User quota
+}
+quota_full_tempfail = yes
+lmtp_add_received_header = no
+lmtp_hdr_delivery_address = none
+service lmtp {
+  unix_listener pop3-lmtp {
+    mode = 0666
   }
 }
 "#;

@@ -231,6 +231,13 @@ impl ServerBuilder {
     }
 
     /// Stop accepting after this long (default 60 s).
+    /// Drop a session whose client sends nothing for `limit` (Microsoft 365 does after
+    /// about a minute): the read timeout of every connection.
+    pub fn idle_limit(mut self, limit: Duration) -> Self {
+        self.io_timeout = limit;
+        self
+    }
+
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self

@@ -60,7 +60,21 @@ impl Conn {
             .and_then(|i| self.view.get(i))
             .map(|m| m.0.clone());
         match verb {
-            "USER" | "PASS" => self.reply(b"+OK\r\n"),
+            "USER" | "PASS" | "NOOP" => self.reply(b"+OK\r\n"),
+            "TOP" => match uid {
+                Some(_) => {
+                    // The header: everything up to the first empty line.
+                    let body = &self.view[n - 1].1;
+                    let end = body
+                        .windows(2)
+                        .position(|w| w == b"\n\n")
+                        .map_or(body.len(), |p| p + 2);
+                    let head = stuff(&body[..end]);
+                    self.reply(b"+OK\r\n");
+                    self.reply(&head);
+                }
+                None => self.reply(b"-ERR no such message\r\n"),
+            },
             "UIDL" | "LIST" => {
                 let mut text = b"+OK\r\n".to_vec();
                 for (i, (uid, body)) in self.view.iter().enumerate() {
@@ -143,6 +157,10 @@ struct Stub {
     batch: usize,
     fail: Option<&'static str>,
     events: Rc<RefCell<Vec<String>>>,
+    /// Like an MDA: each commit waits this long, calling its keep-alive tick meanwhile.
+    slow: Option<Duration>,
+    /// A message containing this text is refused like an LMTP 4xx (for this message only).
+    reject: Option<&'static str>,
 }
 
 struct StubPending<'a> {
@@ -166,7 +184,28 @@ impl Write for StubPending<'_> {
 }
 
 impl Pending for StubPending<'_> {
+    fn commit_ticking(
+        self: Box<Self>,
+        every: Duration,
+        tick: &mut dyn FnMut(),
+    ) -> crate::Result<()> {
+        if let Some(slow) = self.stub.slow {
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < slow {
+                std::thread::sleep(every.min(slow));
+                tick();
+            }
+        }
+        self.commit()
+    }
     fn commit(self: Box<Self>) -> crate::Result<()> {
+        if let Some(r) = self.stub.reject
+            && String::from_utf8_lossy(&self.buf).contains(r)
+        {
+            return Err(
+                crate::Error::new(crate::ErrorKind::Temporary, "452 over quota").for_this_message(),
+            );
+        }
         self.stub.events.borrow_mut().push("commit".into());
         self.stub.delivered.borrow_mut().push(self.buf);
         Ok(())
@@ -182,6 +221,9 @@ impl Pending for StubPending<'_> {
 }
 
 impl Sink for Stub {
+    fn slow_commit(&self) -> bool {
+        self.slow.is_some()
+    }
     fn begin(&mut self, _: &Envelope<'_>) -> crate::Result<Box<dyn Pending + '_>> {
         Ok(Box::new(StubPending {
             stub: self,
@@ -209,6 +251,7 @@ struct World {
     mailbox: Rc<RefCell<Mailbox>>,
     sink: Stub,
     state: SeenState,
+    caps: Capabilities,
 }
 
 fn world(messages: &[(&str, &str)]) -> World {
@@ -224,6 +267,7 @@ fn world(messages: &[(&str, &str)]) -> World {
         mailbox: Rc::new(RefCell::new(mailbox)),
         sink: Stub::default(),
         state,
+        caps: Capabilities::default(),
     }
 }
 
@@ -236,6 +280,8 @@ fn settings(keep: bool) -> Settings {
             keep,
             ..Policy::default()
         },
+        keepalive: Some(Duration::from_millis(20)),
+        filter: None,
     }
 }
 
@@ -249,7 +295,7 @@ impl World {
         let listing = s.listing(false)?;
         run_session(
             s,
-            &Capabilities::default(),
+            &self.caps,
             &listing,
             settings,
             &FetchOptions::default(),
@@ -449,4 +495,117 @@ fn quit_is_not_waited_for_when_nothing_was_deleted() {
     let err = w.fetch(false).unwrap_err();
     assert!(err.to_string().contains("closed"), "{err}");
     assert!(w.state.contains(&Uid::new(b"b").unwrap()));
+}
+
+#[test]
+fn a_slow_delivery_keeps_the_session_alive_with_noop_and_nothing_behind_it() {
+    let mut w = world(&[("a", "one\n"), ("b", "two\n")]);
+    w.caps.pipelining = true;
+    w.sink.slow = Some(Duration::from_millis(100));
+    let s = w.fetch(false).unwrap();
+    assert_eq!((s.fetched, s.deleted), (2, 2));
+    let verbs = w.verbs();
+    let pos = |v: &str| verbs.iter().position(|x| x == v).unwrap();
+    let noops = verbs.iter().filter(|v| *v == "NOOP").count();
+    assert!(
+        noops >= 4,
+        "a NOOP about every 20 ms of 2 x 100 ms: {verbs:?}"
+    );
+    // No RETR is pipelined ahead of a NOOP: every NOOP comes between one message's RETR
+    // and the next command, never with a second RETR in flight.
+    assert!(
+        pos("RETR 1") < pos("NOOP") && pos("NOOP") < pos("RETR 2"),
+        "{verbs:?}"
+    );
+    let first_after_retr1 = &verbs[pos("RETR 1") + 1];
+    assert_eq!(first_after_retr1, "NOOP", "{verbs:?}");
+}
+
+#[test]
+fn a_quick_sink_sends_no_noop() {
+    let mut w = world(&[("a", "one\n")]);
+    w.fetch(true).unwrap();
+    assert!(!w.verbs().iter().any(|v| v == "NOOP"), "{:?}", w.verbs());
+}
+
+#[test]
+fn no_loss_a_message_the_target_refuses_stays_unrecorded_and_the_rest_go_on() {
+    let mut w = world(&[("a", "one\n"), ("b", "reject me\n"), ("c", "three\n")]);
+    w.sink.reject = Some("reject");
+    let err = w.fetch(false).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Temporary, "{err}");
+    assert!(err.to_string().contains("refused message(s) 2"), "{err}");
+    assert_eq!(w.delivered(), ["one\n", "three\n"]);
+    assert_eq!(w.on_server(), ["b"], "the refused one is never deleted");
+    assert!(!w.state.contains(&Uid::new(b"b").unwrap()));
+    // Once the target takes it, it is delivered (once) and deleted.
+    w.sink.reject = None;
+    let s = w.fetch(false).unwrap();
+    assert_eq!((s.fetched, s.deleted), (1, 1));
+    assert_eq!(w.delivered(), ["one\n", "three\n", "reject me\n"]);
+}
+
+#[test]
+fn killsize_deletes_big_new_messages_unfetched_even_with_keep() {
+    let mut w = world(&[("a", "small\n"), ("b", &"x".repeat(500)), ("c", "tiny\n")]);
+    let mut s = settings(true);
+    s.policy.killsize = Some(100);
+    let summary = w.session(&s, &mut Ledger::default()).unwrap();
+    assert_eq!((summary.fetched, summary.deleted), (2, 1));
+    assert_eq!(summary.unfetched.len(), 1);
+    assert_eq!(summary.unfetched[0].1, Unfetched::KillSize);
+    assert_eq!(w.on_server(), ["a", "c"]);
+    assert!(!w.verbs().iter().any(|v| v == "RETR 2"), "{:?}", w.verbs());
+}
+
+#[test]
+fn the_filter_decides_from_the_header_fetch_delete_or_skip_for_good() {
+    let mut w = world(&[
+        ("a", "Subject: keep\n\nbody a\n"),
+        ("b", "Subject: spam\n\nbody b\n"),
+        ("c", "Subject: later\n\nbody c\n"),
+        ("d", "Subject: broken\n\nbody d\n"),
+    ]);
+    w.caps.top = true;
+    let dir = tempfile::tempdir().unwrap();
+    let skipped_path = dir.path().join("x.skipped");
+    let mut s = settings(true);
+    s.filter = Some(crate::engine::filter::Filter {
+        command: crate::config::CommandLine::Shell(
+            "h=$(cat); case \"$h\" in *spam*) exit 1;; *later*) exit 2;; *broken*) exit 7;; \
+             esac; exit 0"
+                .into(),
+        ),
+        timeout: Duration::from_secs(10),
+    });
+    let mut ledger = Ledger {
+        skipped: Some(Reported::load_skipped(&skipped_path)),
+        ..Ledger::default()
+    };
+    let err = w.session(&s, &mut ledger).unwrap_err();
+    assert!(
+        err.to_string().contains("filter failed for message(s) 4"),
+        "{err}"
+    );
+    assert_eq!(w.delivered(), ["Subject: keep\n\nbody a\n"]);
+    assert_eq!(w.on_server(), ["a", "c", "d"], "b deleted unfetched");
+    assert!(w.verbs().iter().any(|v| v == "TOP 2 0"), "{:?}", w.verbs());
+    assert!(!w.verbs().iter().any(|v| v == "RETR 2" || v == "RETR 3"));
+    // The next run: c is skipped without asking the filter again; d is judged again.
+    w.mailbox.borrow_mut().commands.clear();
+    let mut ledger = Ledger {
+        skipped: Some(Reported::load_skipped(&skipped_path)),
+        ..Ledger::default()
+    };
+    let _ = w.session(&s, &mut ledger);
+    let verbs = w.verbs();
+    assert!(
+        !verbs.iter().any(|v| v.starts_with("TOP 2")),
+        "c is skipped: {verbs:?}"
+    );
+    assert!(
+        verbs.iter().any(|v| v.starts_with("TOP 3")),
+        "d again: {verbs:?}"
+    );
+    assert_eq!(w.on_server(), ["a", "c", "d"]);
 }

@@ -1,0 +1,297 @@
+//! The LMTP/SMTP client against a scripted peer on a Unix socket: the hostile cases
+//! (multi-line and over-long replies, non-numeric codes, a drop mid-DATA) and the reply
+//! rules. The real servers (Dovecot LMTP, OpenSMTPD) are in tests/delivery.rs.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use super::*;
+use crate::proto::{Octets, Uid};
+
+/// What the peer does when a command (or the message) arrives.
+type Script = fn(&str) -> Option<&'static [u8]>;
+
+/// A peer that greets, then answers each command line by `script` (`None`: close). After
+/// `DATA` and a 354 it reads the message up to `.` and answers it with `script(".")`.
+/// Returns the socket path and everything the client sent.
+fn peer(dir: &tempfile::TempDir, script: Script) -> (PathBuf, Arc<Mutex<Vec<u8>>>) {
+    let path = dir.path().join("lmtp.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        if w.write_all(b"220 peer ready\r\n").is_err() {
+            return;
+        }
+        let mut in_data = false;
+        loop {
+            let mut line = Vec::new();
+            if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            log.lock().unwrap().extend_from_slice(&line);
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if in_data {
+                if text != "." {
+                    continue;
+                }
+                in_data = false;
+            }
+            let key = if text == "." { "." } else { text.as_str() };
+            let Some(answer) = script(key) else { return };
+            if w.write_all(answer).is_err() {
+                return;
+            }
+            if text == "DATA" && answer.starts_with(b"354") {
+                in_data = true;
+            }
+        }
+    });
+    (path, seen)
+}
+
+fn relay(path: PathBuf, recipients: &[&str]) -> Relay {
+    Relay {
+        endpoint: Endpoint::Unix(path),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        starttls: false,
+        tls_ca_file: None,
+        timeout: Duration::from_secs(5),
+        delivery_timeout: Duration::from_secs(5),
+    }
+}
+
+fn deliver(sink: &mut Smtp, message: &[u8]) -> Result<()> {
+    let uid = Uid::new(b"u1").unwrap();
+    let mut p = sink.begin(&Envelope {
+        account: "a",
+        uid: &uid,
+        size: Octets(message.len() as u64),
+    })?;
+    p.write_all(message).unwrap();
+    p.commit()
+}
+
+fn sent(seen: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&seen.lock().unwrap()).into_owned()
+}
+
+/// A well-behaved LMTP server for two recipients.
+fn lmtp_ok(cmd: &str) -> Option<&'static [u8]> {
+    Some(match cmd {
+        c if c.starts_with("LHLO") => {
+            b"250-peer\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+        }
+        "DATA" => b"354 go ahead\r\n",
+        "." => b"250 2.0.0 <alice> saved\r\n250 2.0.0 <bob> saved\r\n",
+        "QUIT" => b"221 bye\r\n",
+        _ => b"250 ok\r\n",
+    })
+}
+
+#[test]
+fn lmtp_delivers_dot_stuffed_crlf_with_8bitmime_to_every_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, seen) = peer(&dir, lmtp_ok);
+    let mut sink = Smtp::new(Protocol::Lmtp, relay(path, &["alice", "bob"]));
+    let msg = "Return-Path: <carol@example.org>\nSubject: caf\u{e9}\n\n.leading dot\n..two\nend";
+    deliver(&mut sink, msg.as_bytes()).unwrap();
+    let wire = sent(&seen);
+    assert!(
+        wire.contains(
+            "MAIL FROM:<carol@example.org> BODY=8BITMIME\r\nRCPT TO:<alice>\r\nRCPT TO:<bob>\r\n"
+        ),
+        "MAIL and RCPTs pipelined: {wire}"
+    );
+    assert!(
+        wire.ends_with("\r\n\r\n..leading dot\r\n...two\r\nend\r\n.\r\nQUIT\r\n"),
+        "{wire:?}"
+    );
+    assert!(!wire.contains("\n\n"), "bare LF on the wire: {wire:?}");
+}
+
+#[test]
+fn a_refused_recipient_means_no_data_at_all() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        match cmd {
+            "RCPT TO:<nobody>" => Some(b"550 5.1.1 <nobody> User doesn't exist\r\n"),
+            other => lmtp_ok(other),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, seen) = peer(&dir, script);
+    let mut sink = Smtp::new(Protocol::Lmtp, relay(path, &["alice", "nobody"]));
+    let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+    assert!(err.is_per_message());
+    assert_eq!(err.kind(), ErrorKind::Io, "5xx is a refusal: {err}");
+    assert!(err.message().contains("550 5.1.1"), "{err}");
+    assert!(err.message().contains("delivered to nobody"), "{err}");
+    let wire = sent(&seen);
+    assert!(!wire.contains("DATA"), "{wire}");
+    assert!(wire.contains("RSET"), "{wire}");
+}
+
+#[test]
+fn lmtp_partial_acceptance_is_not_delivered_and_says_who_got_it() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        match cmd {
+            "." => Some(b"250 2.0.0 <alice> saved\r\n452 4.2.2 <bob> Quota exceeded\r\n"),
+            other => lmtp_ok(other),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = peer(&dir, script);
+    let mut sink = Smtp::new(Protocol::Lmtp, relay(path, &["alice", "bob"]));
+    let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+    assert!(err.is_per_message());
+    assert_eq!(err.kind(), ErrorKind::Temporary, "{err}");
+    let m = err.message();
+    assert!(m.contains("452 4.2.2"), "{m}");
+    assert!(m.contains("accept the message for alice"), "{m}");
+}
+
+#[test]
+fn hostile_replies_are_protocol_errors_for_the_session() {
+    fn long(cmd: &str) -> Option<&'static [u8]> {
+        static LONG: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let mut v = b"250 ".to_vec();
+            v.extend(std::iter::repeat_n(b'x', 10_000));
+            v.extend_from_slice(b"\r\n");
+            v
+        });
+        if cmd.starts_with("LHLO") {
+            Some(LONG.as_slice())
+        } else {
+            lmtp_ok(cmd)
+        }
+    }
+    fn non_numeric(cmd: &str) -> Option<&'static [u8]> {
+        if cmd.starts_with("MAIL") {
+            Some(b"2x0 ok\r\n")
+        } else {
+            lmtp_ok(cmd)
+        }
+    }
+    fn endless(cmd: &str) -> Option<&'static [u8]> {
+        static MANY: std::sync::LazyLock<Vec<u8>> =
+            std::sync::LazyLock::new(|| b"250-ext\r\n".repeat(500));
+        if cmd.starts_with("LHLO") {
+            Some(MANY.as_slice())
+        } else {
+            lmtp_ok(cmd)
+        }
+    }
+    fn mixed(cmd: &str) -> Option<&'static [u8]> {
+        if cmd.starts_with("LHLO") {
+            Some(b"250-peer\r\n550 surprise\r\n")
+        } else {
+            lmtp_ok(cmd)
+        }
+    }
+    for (script, want) in [
+        (long as Script, "longer than"),
+        (non_numeric, "three-digit code"),
+        (endless, "more than 100 lines"),
+        (mixed, "changed the code"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = peer(&dir, script);
+        let mut sink = Smtp::new(Protocol::Lmtp, relay(path, &["alice"]));
+        let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{want}: {err}");
+        assert!(!err.is_per_message(), "{want}");
+        assert!(err.message().contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn a_drop_mid_data_is_not_delivered_and_fails_the_session() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        match cmd {
+            // The message arrives, then the server goes away without a reply.
+            "." => None,
+            other => lmtp_ok(other),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = peer(&dir, script);
+    let mut sink = Smtp::new(Protocol::Lmtp, relay(path, &["alice"]));
+    let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Temporary, "{err}");
+    assert!(!err.is_per_message());
+    assert!(err.message().contains("closed the connection"), "{err}");
+}
+
+#[test]
+fn smtp_one_reply_after_data_and_a_4xx_is_temporary_for_this_message() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        Some(match cmd {
+            c if c.starts_with("EHLO") => b"250-mta\r\n250 SMTPUTF8\r\n",
+            "DATA" => b"354 go\r\n",
+            "." => b"451 4.3.0 try later\r\n",
+            "QUIT" => b"221 bye\r\n",
+            _ => b"250 ok\r\n",
+        })
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, seen) = peer(&dir, script);
+    let mut sink = Smtp::new(Protocol::Smtp, relay(path, &["alice", "bob"]));
+    let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+    assert!(err.is_per_message());
+    assert_eq!(err.kind(), ErrorKind::Temporary);
+    let wire = sent(&seen);
+    // No PIPELINING offered: MAIL, then each RCPT on its own; no return path: <>.
+    assert!(wire.contains("MAIL FROM:<>\r\n"), "{wire}");
+    assert!(!wire.contains("BODY=8BITMIME"), "{wire}");
+}
+
+#[test]
+fn the_keepalive_tick_runs_while_the_server_takes_its_time() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        if cmd == "." {
+            thread::sleep(Duration::from_millis(400));
+        }
+        lmtp_ok(cmd).map(|a| {
+            if cmd == "." {
+                b"250 2.0.0 saved\r\n".as_slice()
+            } else {
+                a
+            }
+        })
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = peer(&dir, script);
+    let mut sink = Smtp::new(Protocol::Lmtp, relay(path, &["alice"]));
+    let uid = Uid::new(b"u1").unwrap();
+    let mut p = sink
+        .begin(&Envelope {
+            account: "a",
+            uid: &uid,
+            size: Octets(10),
+        })
+        .unwrap();
+    p.write_all(b"Subject: x\n\nbody\n").unwrap();
+    let mut ticks = 0;
+    p.commit_ticking(Duration::from_millis(50), &mut || ticks += 1)
+        .unwrap();
+    assert!(ticks >= 4, "{ticks} ticks in 400 ms at 50 ms");
+}
+
+#[test]
+fn reply_lines_parse() {
+    assert_eq!(parse_reply_line(b"250 ok"), Ok((250, true, &b"ok"[..])));
+    assert_eq!(parse_reply_line(b"250-ext"), Ok((250, false, &b"ext"[..])));
+    assert_eq!(parse_reply_line(b"354"), Ok((354, true, &b""[..])));
+    for bad in [&b"25"[..], b"abc ok", b"650 no", b"250x", b"-250 ok"] {
+        assert!(parse_reply_line(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(envelope_sender("bob@example.org"), "bob@example.org");
+    assert_eq!(envelope_sender(NO_SENDER), "");
+    assert_eq!(helo_name("my host"), "localhost");
+}

@@ -1,0 +1,218 @@
+//! Delivery the way fetchmail users do (issue #14): into a real Dovecot over LMTP (read back
+//! byte for byte from its Maildir; over-quota and unknown recipients answered by Dovecot's
+//! own configuration), and the POP3 session kept alive with NOOP while a slow MDA runs
+//! longer than the server's idle limit.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::dovecot::Dovecot;
+use crate::support::env::{TestEnv, delivered_form};
+use crate::support::server::{Message, TestServer};
+
+fn server(messages: &[(&str, &[u8])]) -> TestServer {
+    TestServer::builder()
+        .messages(messages.iter().map(|(u, b)| Message {
+            uidl: u.to_string(),
+            body: b.to_vec(),
+        }))
+        .start()
+}
+
+/// The files of a Maildir's `new/`, sorted by content.
+fn maildir_messages(maildir: &Path) -> Vec<Vec<u8>> {
+    let Ok(entries) = fs::read_dir(maildir.join("new")) else {
+        return Vec::new();
+    };
+    let mut all: Vec<Vec<u8>> = entries
+        .map(|e| fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    all.sort();
+    all
+}
+
+/// The message Dovecot stored, without the `Return-Path:` line LMTP delivery puts first.
+fn without_return_path(stored: &[u8]) -> &[u8] {
+    assert!(
+        stored.starts_with(b"Return-Path: <"),
+        "{}",
+        String::from_utf8_lossy(stored)
+    );
+    let end = stored.iter().position(|&b| b == b'\n').unwrap();
+    &stored[end + 1..]
+}
+
+fn lmtp_account(env: &TestEnv, port: u16, dc: &Dovecot, recipients: &str, keep: bool) {
+    let toml = env
+        .account_toml("work", port, "none", None)
+        .replace("deliver.maildir", "# deliver.maildir")
+        + &format!(
+            "allow_plaintext_password = true\nadd_received = false\nkeep = {keep}\n\
+             deliver.lmtp = 'unix:{}'\ndeliver.recipient = {recipients}\n",
+            dc.lmtp_socket().display()
+        );
+    env.write_config(&toml);
+}
+
+const MESSAGES: [(&str, &[u8]); 3] = [
+    (
+        "m1",
+        b"Return-Path: <carol@example.org>\r\nFrom: carol@example.org\r\nSubject: one\r\n\r\n\
+          .a line with a leading dot\r\n..two dots\r\n.\r\nend\r\n",
+    ),
+    (
+        "m2",
+        "From: d@example.org\r\nSubject: caf\u{e9} 8-bit\r\n\r\nna\u{ef}ve body\r\n".as_bytes(),
+    ),
+    ("m3", b"Subject: no return path\r\n\r\nlast line without LF"),
+];
+
+/// Issue #14: LMTP into Dovecot, read back from its own Maildir byte for byte; recorded,
+/// then deleted on the POP3 server, and a second run delivers nothing again.
+#[test]
+fn lmtp_into_dovecot_is_byte_exact_recorded_and_deleted() {
+    let Some(dc) = Dovecot::start_lmtp(&[("bob", "pw"), ("carl", "pw")]) else {
+        return;
+    };
+    let pop = server(&MESSAGES);
+    let env = TestEnv::new();
+    lmtp_account(&env, pop.port(), &dc, "['bob', 'carl']", false);
+    env.fetch_ok(&["-q"]);
+    let mut want: Vec<Vec<u8>> = MESSAGES.iter().map(|(_, b)| delivered_form(b)).collect();
+    want.sort();
+    for user in ["bob", "carl"] {
+        let stored = maildir_messages(&dc.maildir(user));
+        let mut got: Vec<Vec<u8>> = stored
+            .iter()
+            .map(|s| without_return_path(s).to_vec())
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), 3, "{user}: {}", dc.log());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                g == w,
+                "{user}: stored {:?}\nwanted {:?}",
+                String::from_utf8_lossy(g),
+                String::from_utf8_lossy(w)
+            );
+        }
+        // The envelope sender came from Return-Path, or <> without one.
+        let senders: Vec<&[u8]> = stored
+            .iter()
+            .map(|s| &s[..s.iter().position(|&b| b == b'\n').unwrap()])
+            .collect();
+        assert!(
+            senders.contains(&&b"Return-Path: <carol@example.org>"[..]),
+            "{senders:?}"
+        );
+        assert!(senders.contains(&&b"Return-Path: <>"[..]), "{senders:?}");
+    }
+    assert!(
+        pop.uidls().is_empty(),
+        "deleted after the record: {:?}",
+        pop.uidls()
+    );
+    env.fetch_ok(&["-q"]);
+    assert_eq!(maildir_messages(&dc.maildir("bob")).len(), 3);
+}
+
+/// Issue #14: Dovecot answers 4xx for a recipient over quota and 5xx for an unknown one
+/// (its own configuration, not a script). Either way the message is delivered to nobody,
+/// not recorded, never deleted; 4xx ends the run with 75, 5xx with 74; the other
+/// account's messages still go through.
+#[test]
+fn lmtp_over_quota_is_75_unknown_recipient_is_74_and_nothing_is_lost() {
+    let Some(dc) = Dovecot::start_lmtp(&[("bob", "pw"), ("full", "pw")]) else {
+        return;
+    };
+    for (recipients, code, says) in [
+        ("['full']", 75, "Quota"),
+        ("['bob', 'nosuchuser']", 74, "5.1.1"),
+    ] {
+        let pop = server(&MESSAGES[..2]);
+        let env = TestEnv::new();
+        lmtp_account(&env, pop.port(), &dc, recipients, false);
+        let stderr = env.fetch_code(&[], code);
+        assert!(
+            stderr.contains(says),
+            "{recipients}: {stderr}\n{}",
+            dc.log()
+        );
+        assert!(
+            stderr.contains("refused message(s) 1, 2"),
+            "{recipients}: {stderr}"
+        );
+        assert_eq!(pop.uidls(), ["m1", "m2"], "{recipients}: nothing deleted");
+        assert!(
+            maildir_messages(&dc.maildir("bob")).is_empty(),
+            "{recipients}: bob got nothing (a refused RCPT means no DATA)"
+        );
+        assert!(maildir_messages(&dc.maildir("full")).is_empty());
+        // Nothing recorded: fixed, the next run delivers both.
+        if code == 74 {
+            lmtp_account(&env, pop.port(), &dc, "'bob'", false);
+            env.fetch_ok(&["-q"]);
+            assert_eq!(maildir_messages(&dc.maildir("bob")).len(), 2);
+            assert!(pop.uidls().is_empty());
+        }
+    }
+}
+
+/// Issue #14: a POP3 server that drops a session idle for 5 s, and an MDA that takes 8 s
+/// per message. With keep-alive NOOPs every 2 s the session survives both deliveries and
+/// QUIT deletes both messages; with NOOPs only every hour the server drops the session
+/// during the first delivery, which is still recorded, and nothing is deleted.
+#[test]
+fn keepalive_noop_carries_the_session_through_a_slow_mda() {
+    let messages: [(&str, &[u8]); 2] = [
+        ("s1", b"Subject: one\r\n\r\nx\r\n"),
+        ("s2", b"Subject: two\r\n\r\ny\r\n"),
+    ];
+    for (keepalive, ok) in [("2s", true), ("1h", false)] {
+        let pop = TestServer::builder()
+            .messages(messages.iter().map(|(u, b)| Message {
+                uidl: u.to_string(),
+                body: b.to_vec(),
+            }))
+            .idle_limit(Duration::from_secs(5))
+            .start();
+        let env = TestEnv::new();
+        let out = env.root().join("out");
+        fs::create_dir(&out).unwrap();
+        let toml = env
+            .account_toml("work", pop.port(), "none", None)
+            .replace("deliver.maildir", "# deliver.maildir")
+            + &format!(
+                "allow_plaintext_password = true\nkeep = false\nkeepalive = \"{keepalive}\"\n\
+                 deliver.mda = 'sleep 8; cat > {}/$POP3_UIDL'\n",
+                out.display()
+            );
+        env.write_config(&toml);
+        if ok {
+            env.fetch_ok(&["-q"]);
+            assert!(pop.uidls().is_empty(), "both deleted after QUIT");
+            let verbs = pop.verbs();
+            assert!(
+                verbs.iter().filter(|v| *v == "NOOP").count() >= 4,
+                "{verbs:?}"
+            );
+            assert!(out.join("s1").exists() && out.join("s2").exists());
+        } else {
+            let stderr = env.fetch_code(&[], 75);
+            assert!(
+                stderr.contains("closed"),
+                "the server dropped the idle session: {stderr}"
+            );
+            assert_eq!(pop.uidls(), ["s1", "s2"], "nothing deleted");
+            assert!(out.join("s1").exists(), "the first delivery finished");
+            // It was recorded: the next run (fast now) fetches only the second.
+            let toml = fs::read_to_string(env.config_path())
+                .unwrap()
+                .replace("sleep 8; ", "");
+            env.write_config(&toml);
+            env.fetch_ok(&["-q"]);
+            assert!(pop.uidls().is_empty());
+        }
+    }
+}
