@@ -21,6 +21,7 @@ mod kill;
 mod newuser;
 mod no_loss;
 mod policy;
+mod probe;
 mod ranges;
 mod sinks;
 mod tls;
