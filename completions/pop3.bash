@@ -34,6 +34,9 @@ _pop3() {
             pop3,import)
                 cmd="pop3__subcmd__import"
                 ;;
+            pop3,init)
+                cmd="pop3__subcmd__init"
+                ;;
             pop3,list)
                 cmd="pop3__subcmd__list"
                 ;;
@@ -81,6 +84,9 @@ _pop3() {
                 ;;
             pop3__subcmd__help,import)
                 cmd="pop3__subcmd__help__subcmd__import"
+                ;;
+            pop3__subcmd__help,init)
+                cmd="pop3__subcmd__help__subcmd__init"
                 ;;
             pop3__subcmd__help,list)
                 cmd="pop3__subcmd__help__subcmd__list"
@@ -182,7 +188,7 @@ _pop3() {
 
     case "${cmd}" in
         pop3)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state generate help"
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state init generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -516,7 +522,7 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help)
-            opts="fetch list check probe accounts password import state generate help"
+            opts="fetch list check probe accounts password import state init generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -628,6 +634,20 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__init)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -806,6 +826,28 @@ _pop3() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__init)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -91,6 +91,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Show, export, import or change an account's seen-state (the UIDLs already fetched)
     State(StateArgs),
+    /// Set up an account by answering questions: finds the server, shows its certificate,
+    /// tries the login and adds the account to the config file
+    Init,
     /// Write the man page or shell completions (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),

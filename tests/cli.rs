@@ -16,6 +16,7 @@ mod fetch;
 mod generated;
 mod hostile;
 mod import;
+mod init;
 mod keyring;
 mod kill;
 mod newuser;

@@ -304,7 +304,7 @@ pub fn describe(c: &Capabilities) -> String {
 }
 
 /// `host`, `host:port`, `[v6]:port`; the port within `config::range::PORT`.
-fn split_host_port(target: &str) -> Result<(String, Option<u16>), Error> {
+pub(crate) fn split_host_port(target: &str) -> Result<(String, Option<u16>), Error> {
     let (host, port) = split_unchecked(target)?;
     match port {
         Some(p) if !PORT.contains(&p) => Err(Error::new(
