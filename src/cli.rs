@@ -141,6 +141,11 @@ pub struct AccountsArgs {
     /// Print the accounts as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Print only the account names, one per line (for shell completion; nothing else is
+    /// checked)
+    #[arg(long, hide = true, conflicts_with_all = ["check", "json"])]
+    pub names: bool,
 }
 
 /// `pop3 password`.

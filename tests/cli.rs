@@ -6,6 +6,7 @@ mod support;
 mod interop;
 
 mod children;
+mod completions;
 mod config;
 mod crash;
 mod crash_sim;
