@@ -12,6 +12,7 @@ mod crash;
 mod crash_sim;
 mod daemon;
 mod daily;
+mod demo;
 mod faults;
 mod fetch;
 mod generated;
