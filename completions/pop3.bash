@@ -28,14 +28,14 @@ _pop3() {
             pop3,fetch)
                 cmd="pop3__subcmd__fetch"
                 ;;
-            pop3,generate)
-                cmd="pop3__subcmd__generate"
-                ;;
             pop3,help)
                 cmd="pop3__subcmd__help"
                 ;;
             pop3,import)
                 cmd="pop3__subcmd__import"
+                ;;
+            pop3,init)
+                cmd="pop3__subcmd__init"
                 ;;
             pop3,list)
                 cmd="pop3__subcmd__list"
@@ -49,24 +49,6 @@ _pop3() {
             pop3,state)
                 cmd="pop3__subcmd__state"
                 ;;
-            pop3__subcmd__generate,completions)
-                cmd="pop3__subcmd__generate__subcmd__completions"
-                ;;
-            pop3__subcmd__generate,help)
-                cmd="pop3__subcmd__generate__subcmd__help"
-                ;;
-            pop3__subcmd__generate,man)
-                cmd="pop3__subcmd__generate__subcmd__man"
-                ;;
-            pop3__subcmd__generate__subcmd__help,completions)
-                cmd="pop3__subcmd__generate__subcmd__help__subcmd__completions"
-                ;;
-            pop3__subcmd__generate__subcmd__help,help)
-                cmd="pop3__subcmd__generate__subcmd__help__subcmd__help"
-                ;;
-            pop3__subcmd__generate__subcmd__help,man)
-                cmd="pop3__subcmd__generate__subcmd__help__subcmd__man"
-                ;;
             pop3__subcmd__help,accounts)
                 cmd="pop3__subcmd__help__subcmd__accounts"
                 ;;
@@ -79,14 +61,14 @@ _pop3() {
             pop3__subcmd__help,fetch)
                 cmd="pop3__subcmd__help__subcmd__fetch"
                 ;;
-            pop3__subcmd__help,generate)
-                cmd="pop3__subcmd__help__subcmd__generate"
-                ;;
             pop3__subcmd__help,help)
                 cmd="pop3__subcmd__help__subcmd__help"
                 ;;
             pop3__subcmd__help,import)
                 cmd="pop3__subcmd__help__subcmd__import"
+                ;;
+            pop3__subcmd__help,init)
+                cmd="pop3__subcmd__help__subcmd__init"
                 ;;
             pop3__subcmd__help,list)
                 cmd="pop3__subcmd__help__subcmd__list"
@@ -99,12 +81,6 @@ _pop3() {
                 ;;
             pop3__subcmd__help,state)
                 cmd="pop3__subcmd__help__subcmd__state"
-                ;;
-            pop3__subcmd__help__subcmd__generate,completions)
-                cmd="pop3__subcmd__help__subcmd__generate__subcmd__completions"
-                ;;
-            pop3__subcmd__help__subcmd__generate,man)
-                cmd="pop3__subcmd__help__subcmd__generate__subcmd__man"
                 ;;
             pop3__subcmd__help__subcmd__password,delete)
                 cmd="pop3__subcmd__help__subcmd__password__subcmd__delete"
@@ -188,7 +164,7 @@ _pop3() {
 
     case "${cmd}" in
         pop3)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state auth generate help"
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version fetch list check probe accounts password import state auth init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,7 +231,7 @@ _pop3() {
             ;;
         pop3__subcmd__check)
             opts="-c -q -v -h -V --json --host --port --user --tls --tls-ca-file --ca-file --tls-fingerprint --password-command --auth --timeout --maildir --mbox --mda --config --quiet --verbose --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -321,15 +297,14 @@ _pop3() {
                     return 0
                     ;;
                 *)
-                    COMPREPLY=()
+                    COMPREPLY=( $(compgen -W "$(_pop3_accounts)" -- "${cur}") )
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
         pop3__subcmd__fetch)
             opts="-j -c -q -v -h -V --all --keep --delete --max-size --limit --dry-run --json --jobs --daemon --host --port --user --tls --tls-ca-file --ca-file --tls-fingerprint --password-command --auth --timeout --maildir --mbox --mda --config --quiet --verbose --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -415,136 +390,13 @@ _pop3() {
                     return 0
                     ;;
                 *)
-                    COMPREPLY=()
+                    COMPREPLY=( $(compgen -W "$(_pop3_accounts)" -- "${cur}") )
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version man completions help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate__subcmd__completions)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version bash elvish fish powershell zsh"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate__subcmd__help)
-            opts="man completions help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate__subcmd__help__subcmd__completions)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate__subcmd__help__subcmd__man)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__generate__subcmd__man)
-            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
         pop3__subcmd__help)
-            opts="fetch list check probe accounts password import state auth generate help"
+            opts="fetch list check probe accounts password import state auth init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -613,48 +465,6 @@ _pop3() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        pop3__subcmd__help__subcmd__generate)
-            opts="man completions"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__help__subcmd__generate__subcmd__completions)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pop3__subcmd__help__subcmd__generate__subcmd__man)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         pop3__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -670,6 +480,20 @@ _pop3() {
             return 0
             ;;
         pop3__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pop3__subcmd__help__subcmd__init)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -863,9 +687,31 @@ _pop3() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pop3__subcmd__init)
+            opts="-c -q -v -h -V --config --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pop3__subcmd__list)
             opts="-c -q -v -h -V --json --host --port --user --tls --tls-ca-file --ca-file --tls-fingerprint --password-command --auth --timeout --maildir --mbox --mda --config --quiet --verbose --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -931,10 +777,9 @@ _pop3() {
                     return 0
                     ;;
                 *)
-                    COMPREPLY=()
+                    COMPREPLY=( $(compgen -W "$(_pop3_accounts)" -- "${cur}") )
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
         pop3__subcmd__password)
@@ -1061,7 +906,7 @@ _pop3() {
             ;;
         pop3__subcmd__probe)
             opts="-c -q -v -h -V --tls --ca-file --config --quiet --verbose --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1083,10 +928,9 @@ _pop3() {
                     return 0
                     ;;
                 *)
-                    COMPREPLY=()
+                    COMPREPLY=( $(compgen -W "$(_pop3_accounts)" -- "${cur}") )
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
         pop3__subcmd__state)
@@ -1320,6 +1164,18 @@ _pop3() {
             return 0
             ;;
     esac
+}
+
+# The account names in the config (-c/--config on the line, else POP3_CONFIG or the default).
+_pop3_accounts() {
+    local i config=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            -c|--config) config=(--config "${COMP_WORDS[i+1]}") ;;
+            --config=*) config=("${COMP_WORDS[i]}") ;;
+        esac
+    done
+    "${COMP_WORDS[0]}" "${config[@]}" accounts --names 2>/dev/null
 }
 
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then

@@ -93,6 +93,9 @@ pub enum Command {
     State(StateArgs),
     /// Sign in to an OAuth account (Gmail, Microsoft 365) and store its tokens
     Auth(AuthArgs),
+    /// Set up an account by answering questions: finds the server, shows its certificate,
+    /// tries the login and adds the account to the config file
+    Init,
     /// Write the man page or shell completions (for packagers)
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -140,6 +143,11 @@ pub struct AccountsArgs {
     /// Print the accounts as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Print only the account names, one per line (for shell completion; nothing else is
+    /// checked)
+    #[arg(long, hide = true, conflicts_with_all = ["check", "json"])]
+    pub names: bool,
 }
 
 /// `pop3 password`.

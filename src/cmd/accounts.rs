@@ -12,6 +12,13 @@ use crate::error::{Error, ErrorKind};
 
 /// Run `pop3 accounts`.
 pub fn run(ctx: &Context, args: &AccountsArgs) -> anyhow::Result<ExitCode> {
+    if args.names {
+        // For the completion scripts: whatever the config names, even with no file (none).
+        for name in ctx.config.account_names() {
+            outln!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(path) = &ctx.config.path else {
         let looked = crate::config::paths::default_config_file()
             .map_or_else(|e| e.to_string(), |p| p.display().to_string());

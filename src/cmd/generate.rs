@@ -14,12 +14,152 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
     match &args.what {
         Generate::Man => man(&mut out)?,
-        Generate::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "pop3", &mut out);
-        }
+        Generate::Completions { shell } => out = completions(*shell)?.into_bytes(),
     }
     super::write_stdout_bytes(&out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The subcommands whose first positional argument is an account name; their completions
+/// offer the names in the user's config, asked from `pop3 accounts --names` at completion
+/// time (the committed scripts cannot know them).
+const ACCOUNT_COMMANDS: [&str; 4] = ["fetch", "list", "check", "probe"];
+
+/// The completion script for `shell`: clap_complete's, for the command without its hidden
+/// subcommands (clap_complete offers those too), with account names added.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<String> {
+    let full = Cli::command();
+    let mut cmd = visible(&full)
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true);
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "pop3", &mut out);
+    let script = String::from_utf8(out)?;
+    let ids: Vec<String> = ACCOUNT_COMMANDS
+        .iter()
+        .map(|name| account_arg(&full, name))
+        .collect();
+    let done = match shell {
+        clap_complete::Shell::Bash => bash_accounts(&script),
+        clap_complete::Shell::Zsh => zsh_accounts(&script, &ids),
+        clap_complete::Shell::Fish => Some(fish_accounts(&script)),
+        _ => Some(script.clone()),
+    };
+    // The scripts are edited where clap_complete writes known text; if a new clap_complete
+    // writes something else, say so instead of shipping completions without accounts.
+    done.ok_or_else(|| {
+        anyhow::anyhow!("clap_complete's {shell} script changed: update cmd/generate.rs")
+    })
+}
+
+/// `cmd` without its hidden subcommands and arguments, which clap_complete would offer:
+/// names, about texts, arguments and subcommands are all a completion script uses.
+fn visible(cmd: &clap::Command) -> clap::Command {
+    clap::Command::new(cmd.get_name().to_owned().leak() as &str)
+        .about(cmd.get_about().cloned().unwrap_or_default())
+        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .subcommands(
+            cmd.get_subcommands()
+                .filter(|s| !s.is_hide_set())
+                .map(visible),
+        )
+}
+
+/// The id of the account argument of subcommand `name`.
+fn account_arg(cmd: &clap::Command, name: &str) -> String {
+    cmd.find_subcommand(name)
+        .and_then(|s| s.get_positionals().next())
+        .map(|a| a.get_id().to_string())
+        .unwrap_or_default()
+}
+
+/// bash: in the branch of each account command, a word that is not an option (and not the
+/// value of one) completes to an account name instead of the list of options.
+fn bash_accounts(script: &str) -> Option<String> {
+    const FIRST: &str = "            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then\n";
+    const REST: &str = "                *)\n                    COMPREPLY=()\n                    ;;\n            esac\n            COMPREPLY=( $(compgen -W \"${opts}\" -- \"${cur}\") )\n";
+    let mut out = script.to_owned();
+    for name in ACCOUNT_COMMANDS {
+        let head = format!("        pop3__subcmd__{name})\n");
+        let start = out.find(&head)?;
+        let len = out[start..].find("            return 0\n            ;;\n")?;
+        let block = &out[start..start + len];
+        if !block.contains(FIRST) || !block.contains(REST) {
+            return None;
+        }
+        let new = block
+            .replace(FIRST, "            if [[ ${cur} == -* ]] ; then\n")
+            .replace(
+                REST,
+                "                *)\n                    COMPREPLY=( $(compgen -W \"$(_pop3_accounts)\" -- \"${cur}\") )\n                    ;;\n            esac\n",
+            );
+        out.replace_range(start..start + len, &new);
+    }
+    let register = out.rfind("if [[ \"${BASH_VERSINFO[0]}\" -eq 4")?;
+    out.insert_str(register, BASH_ACCOUNTS);
+    Some(out)
+}
+
+const BASH_ACCOUNTS: &str = r#"# The account names in the config (-c/--config on the line, else POP3_CONFIG or the default).
+_pop3_accounts() {
+    local i config=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            -c|--config) config=(--config "${COMP_WORDS[i+1]}") ;;
+            --config=*) config=("${COMP_WORDS[i]}") ;;
+        esac
+    done
+    "${COMP_WORDS[0]}" "${config[@]}" accounts --names 2>/dev/null
+}
+
+"#;
+
+/// zsh: the account arguments complete with `_pop3_accounts` instead of `_default`.
+fn zsh_accounts(script: &str, ids: &[String]) -> Option<String> {
+    let mut out = String::with_capacity(script.len() + 512);
+    let mut replaced = 0;
+    for line in script.split_inclusive('\n') {
+        let is_account = ids.iter().any(|id| {
+            let spec = line.trim_start_matches(['\'', '*', ':']);
+            line.starts_with('\'') && spec.starts_with(&format!("{id} -- "))
+        });
+        match line.strip_suffix(":_default' \\\n") {
+            Some(head) if is_account => {
+                out.push_str(head);
+                out.push_str(":_pop3_accounts' \\\n");
+                replaced += 1;
+            }
+            _ => out.push_str(line),
+        }
+    }
+    if replaced < ACCOUNT_COMMANDS.len() {
+        return None;
+    }
+    let register = out.rfind("if [ \"$funcstack[1]\" = \"_pop3\" ]; then")?;
+    out.insert_str(register, ZSH_ACCOUNTS);
+    Some(out)
+}
+
+const ZSH_ACCOUNTS: &str = r#"# The account names in the config (POP3_CONFIG or the default file).
+(( $+functions[_pop3_accounts] )) ||
+_pop3_accounts() {
+    local -a names
+    names=(${(f)"$(pop3 accounts --names 2>/dev/null)"})
+    _describe -t accounts 'account' names
+}
+
+"#;
+
+/// fish: the account commands offer the account names.
+fn fish_accounts(script: &str) -> String {
+    let mut out = script.to_owned();
+    out.push_str("# The account names in the config (POP3_CONFIG or the default file).\n");
+    for name in ACCOUNT_COMMANDS {
+        out.push_str(&format!(
+            "complete -c pop3 -n \"__fish_pop3_using_subcommand {name}\" -f -a \"(pop3 accounts --names 2>/dev/null)\" -d 'account'\n"
+        ));
+    }
+    out
 }
 
 /// The whole man page: clap's sections, one section per subcommand, then the config file,

@@ -15,6 +15,7 @@ pub mod check;
 pub mod fetch;
 pub mod generate;
 pub mod import;
+pub mod init;
 pub mod list;
 pub mod password;
 pub mod probe;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Accounts(args) => accounts::run(&ctx, &args),
         Command::Password(args) => password::run(&ctx, &args),
         Command::Import(args) => import::run(&ctx, &args),
+        Command::Init => init::run(&ctx),
         Command::State(args) => state::run(&ctx, &args),
         Command::Auth(args) => auth::run(&ctx, &args),
         Command::Generate(_) => unreachable!("handled before the config is loaded"),

@@ -13,6 +13,7 @@ use crate::net::tls::{self, hex_colons};
 use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, Expire};
 use crate::session::{self, Connected, Opened, choose_mechanism};
+use rustls::pki_types::CertificateDer;
 
 /// Run `pop3 probe`.
 pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
@@ -76,44 +77,44 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         server.port,
         server.tls.name()
     );
-    let client = match server.tls {
-        TlsMode::None => None,
-        _ => Some(session::tls_client(&server)?),
-    };
-    let opened = match session::open_with(&server, client.clone()) {
-        Ok(o) => o,
-        Err(e) => {
-            // Show what the server presented even when it was refused.
-            if let Some(chain) = client.and_then(|c| c.presented_chain()) {
-                print_chain(&chain);
+    let opened = match open_showing(&server)? {
+        Opening::Trusted(opened) => opened,
+        Opening::Untrusted {
+            chain,
+            reason,
+            error,
+            shown,
+        } => {
+            // Show, don't trust: everything the server offers, but no login and no secret.
+            print_chain(&chain);
+            outln!("trust        refused: {}", tls::describe_refusal(&reason));
+            match shown {
+                Ok(opened) => {
+                    show_opened(&opened, false);
+                    let Opened { session, caps, .. } = opened;
+                    print_mechanism(account.as_ref(), &server, &caps, &session);
+                    let _ = session.quit();
+                }
+                Err(e) => outln!("capabilities unknown: {}", e.chain()),
             }
-            return Err(e.into());
+            if tls::pinnable(&reason) {
+                outln!(
+                    "pin          only once you have checked the fingerprint another way, add \
+                     to the account:"
+                );
+                outln!("{}", pin_line(&chain[0]));
+            }
+            if account.is_some() {
+                outln!(
+                    "login        not tried: the certificate is not trusted (no password was sent)"
+                );
+            }
+            return Err(error.into());
         }
     };
-    let Opened {
-        session,
-        caps,
-        caps_before_stls,
-        tls: client,
-    } = opened;
-    outln!("greeting     {}", sanitize(session.greeting()));
-    if let Some(before) = &caps_before_stls {
-        outln!("before STLS  {}", describe(before));
-    }
-    if let Some(t) = session.stream().tls_description() {
-        outln!("tls          {t}");
-    }
-    if let Some(chain) = client.as_ref().and_then(|c| c.presented_chain()) {
-        print_chain(&chain);
-    }
-    outln!("capabilities {}", describe(&caps));
-    let encrypted = session.stream().is_encrypted();
-    let default_login = Login::default();
-    let login = account.as_ref().map_or(&default_login, |a| &a.login);
-    match choose_mechanism(login, &server.host, &caps, session.greeting(), encrypted) {
-        Ok(m) => outln!("login        {} would be used", m.config_name()),
-        Err(e) => outln!("login        impossible: {}", e.message()),
-    }
+    show_opened(&opened, true);
+    let Opened { session, caps, .. } = opened;
+    print_mechanism(account.as_ref(), &server, &caps, &session);
     let Some(account) = account else {
         let _ = session.quit();
         return Ok(ExitCode::SUCCESS);
@@ -141,19 +142,125 @@ pub fn run(ctx: &Context, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_chain(chain: &[rustls::pki_types::CertificateDer<'static>]) {
+/// How a connection for looking at a server turned out.
+pub enum Opening {
+    /// Secured as the account says (the certificate, if any, was trusted).
+    Trusted(Opened),
+    /// The certificate was refused. `shown` is a second connection that trusts exactly the
+    /// certificate just seen (a pin of its SHA-256), so that the server's capabilities can
+    /// be shown: nothing secret may be sent on it. `error` is the refusal as `open` gave it.
+    Untrusted {
+        chain: Vec<CertificateDer<'static>>,
+        reason: rustls::Error,
+        error: Error,
+        shown: Result<Opened, Error>,
+    },
+}
+
+/// Open a connection to `server`; when its certificate is refused, open another one that
+/// trusts only that certificate, to show what the server offers ("show, don't trust").
+/// Used by `pop3 probe` and `pop3 init`; neither logs in on an untrusted connection.
+pub fn open_showing(server: &Server) -> Result<Opening, Error> {
+    let client = match server.tls {
+        TlsMode::None => None,
+        _ => Some(session::tls_client(server)?),
+    };
+    let error = match session::open_with(server, client.clone()) {
+        Ok(opened) => return Ok(Opening::Trusted(opened)),
+        Err(e) => e,
+    };
+    let refused = client
+        .as_ref()
+        .and_then(|c| c.refusal().zip(c.presented_chain()));
+    let Some((reason, chain)) = refused.filter(|(_, chain)| !chain.is_empty()) else {
+        return Err(error);
+    };
+    let mut pinned = server.clone();
+    pinned.tls_ca_file = None;
+    pinned.tls_fingerprints = vec![tls::cert_fingerprint(&chain[0])];
+    let shown = session::open(&pinned);
+    Ok(Opening::Untrusted {
+        chain,
+        reason,
+        error,
+        shown,
+    })
+}
+
+/// The config line that trusts exactly this certificate.
+pub fn pin_line(cert: &CertificateDer<'_>) -> String {
+    format!(
+        "tls_fingerprint = \"sha256:{}\"",
+        hex_colons(&tls::cert_fingerprint(cert))
+    )
+}
+
+/// Greeting, capabilities before STLS, TLS version, the certificate chain (unless already
+/// shown) and the capabilities.
+fn show_opened(opened: &Opened, with_chain: bool) {
+    outln!("greeting     {}", sanitize(opened.session.greeting()));
+    if let Some(before) = &opened.caps_before_stls {
+        outln!("before STLS  {}", describe(before));
+    }
+    if let Some(t) = opened.session.stream().tls_description() {
+        outln!("tls          {t}");
+    }
+    if let Some(chain) = opened.tls.as_ref().and_then(|c| c.presented_chain())
+        && with_chain
+    {
+        print_chain(&chain);
+    }
+    outln!("capabilities {}", describe(&opened.caps));
+}
+
+/// The mechanism a login would use (judged by `auth = "auto"` for a HOST).
+fn print_mechanism(
+    account: Option<&crate::config::Account>,
+    server: &Server,
+    caps: &Capabilities,
+    session: &crate::client::Session<crate::net::Stream, crate::client::Authorization>,
+) {
+    let encrypted = session.stream().is_encrypted();
+    let default_login = Login::default();
+    let login = account.map_or(&default_login, |a| &a.login);
+    match choose_mechanism(login, &server.host, caps, session.greeting(), encrypted) {
+        Ok(m) => outln!("login        {} would be used", m.config_name()),
+        Err(e) => outln!("login        impossible: {}", e.message()),
+    }
+}
+
+fn print_chain(chain: &[CertificateDer<'static>]) {
     for (i, cert) in chain.iter().enumerate() {
-        let s = tls::summarize(cert);
-        outln!(
-            "certificate  {i}: subject CN={} issuer CN={}",
-            s.subject,
-            s.issuer
-        );
-        outln!("  sha256     {}", hex_colons(&s.sha256));
-        if let Some(spki) = s.spki_sha256 {
-            outln!("  key sha256 {}", hex_colons(&spki));
+        for line in describe_cert(i, cert) {
+            outln!("{line}");
         }
     }
+}
+
+/// A certificate as `probe` and `init` show it: names, validity, fingerprints.
+pub fn describe_cert(i: usize, cert: &CertificateDer<'_>) -> Vec<String> {
+    let s = tls::summarize(cert);
+    let mut lines = vec![format!(
+        "certificate  {i}: subject CN={} issuer CN={}",
+        s.subject, s.issuer
+    )];
+    if let Some((from, to)) = s.validity {
+        let now = jiff::Timestamp::now();
+        let note = if now > to {
+            " (EXPIRED)"
+        } else if now < from {
+            " (NOT VALID YET)"
+        } else {
+            ""
+        };
+        let day = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+        lines.push(format!("  valid      {} to {}{note}", day(from), day(to)));
+    }
+    lines.push(format!("  sha256     {}", hex_colons(&s.sha256)));
+    if let Some(spki) = s.spki_sha256 {
+        lines.push(format!("  key sha256 {}", hex_colons(&spki)));
+    }
+    lines
 }
 
 /// The capabilities as one line, in CAPA's words.
@@ -196,7 +303,7 @@ pub fn describe(c: &Capabilities) -> String {
 }
 
 /// `host`, `host:port`, `[v6]:port`; the port within `config::range::PORT`.
-fn split_host_port(target: &str) -> Result<(String, Option<u16>), Error> {
+pub(crate) fn split_host_port(target: &str) -> Result<(String, Option<u16>), Error> {
     let (host, port) = split_unchecked(target)?;
     match port {
         Some(p) if !PORT.contains(&p) => Err(Error::new(

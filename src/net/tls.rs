@@ -41,6 +41,8 @@ pub struct TlsSettings {
 pub struct Client {
     config: Arc<ClientConfig>,
     seen: Arc<Mutex<Option<Vec<CertificateDer<'static>>>>>,
+    /// Why the verifier refused the presented chain, when it did.
+    refused: Arc<Mutex<Option<rustls::Error>>>,
 }
 
 /// Colon-separated upper-case hex, as `openssl x509 -fingerprint -sha256` prints it.
@@ -67,6 +69,8 @@ pub struct CertSummary {
     pub issuer: String,
     pub sha256: [u8; 32],
     pub spki_sha256: Option<[u8; 32]>,
+    /// The validity period (notBefore, notAfter), when the certificate can be parsed.
+    pub validity: Option<(jiff::Timestamp, jiff::Timestamp)>,
 }
 
 /// Summarise a certificate: names for people, fingerprints for pinning.
@@ -83,7 +87,77 @@ pub fn summarize(cert: &CertificateDer<'_>) -> CertSummary {
         issuer,
         sha256: cert_fingerprint(cert),
         spki_sha256: spki_fingerprint(cert),
+        validity: validity(cert.as_ref()),
     }
+}
+
+/// One DER element at the start of `input`: (tag, contents, the rest). Definite lengths of
+/// up to four octets only, which is all a certificate uses.
+fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The validity period of a DER certificate (RFC 5280 section 4.1: Certificate ::=
+/// SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature,
+/// issuer, validity SEQUENCE { notBefore, notAfter }, ... } ... }). webpki checks the dates
+/// but does not show them; `pop3 probe` and `pop3 init` do.
+fn validity(der: &[u8]) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
+    let (0x30, cert, _) = der_next(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_next(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    let (tag, _, after) = der_next(rest)?;
+    if tag == 0xa0 {
+        rest = after; // the explicit version
+    }
+    // serialNumber, signature, issuer
+    for _ in 0..3 {
+        rest = der_next(rest)?.2;
+    }
+    let (0x30, validity, _) = der_next(rest)? else {
+        return None;
+    };
+    let (t1, before, rest) = der_next(validity)?;
+    let (t2, after, _) = der_next(rest)?;
+    Some((der_time(t1, before)?, der_time(t2, after)?))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, years 1950-2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`), the
+/// two forms RFC 5280 section 4.1.2.5 allows.
+fn der_time(tag: u8, bytes: &[u8]) -> Option<jiff::Timestamp> {
+    let text = std::str::from_utf8(bytes).ok()?.strip_suffix('Z')?;
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, rest) = match (tag, text.len()) {
+        (0x17, 12) => {
+            let yy: i16 = text[..2].parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
+        }
+        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
+        _ => return None,
+    };
+    let num = |i: usize| rest[i..i + 2].parse::<i8>().ok();
+    let dt =
+        jiff::civil::DateTime::new(year, num(0)?, num(2)?, num(4)?, num(6)?, num(8)?, 0).ok()?;
+    jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()
 }
 
 /// The first commonName (OID 2.5.4.3) in a DER-encoded Name, decoded leniently and
@@ -119,6 +193,7 @@ pub fn client(settings: &TlsSettings) -> Result<Client> {
         _ => rustls::DEFAULT_VERSIONS,
     };
     let seen = Arc::new(Mutex::new(None));
+    let refused = Arc::new(Mutex::new(None));
     let verifier: Arc<dyn ServerCertVerifier> = if settings.fingerprints.is_empty() {
         let roots = Arc::new(root_store(settings.ca_file.as_deref())?);
         let inner = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
@@ -129,6 +204,7 @@ pub fn client(settings: &TlsSettings) -> Result<Client> {
             pins: Vec::new(),
             algorithms: provider.signature_verification_algorithms,
             seen: seen.clone(),
+            refused: refused.clone(),
         })
     } else {
         Arc::new(Recording {
@@ -136,6 +212,7 @@ pub fn client(settings: &TlsSettings) -> Result<Client> {
             pins: settings.fingerprints.clone(),
             algorithms: provider.signature_verification_algorithms,
             seen: seen.clone(),
+            refused: refused.clone(),
         })
     };
     let builder = ClientConfig::builder_with_provider(provider)
@@ -159,6 +236,7 @@ pub fn client(settings: &TlsSettings) -> Result<Client> {
     Ok(Client {
         config: Arc::new(config),
         seen,
+        refused,
     })
 }
 
@@ -196,6 +274,7 @@ struct Recording {
     pins: Vec<[u8; 32]>,
     algorithms: WebPkiSupportedAlgorithms,
     seen: Arc<Mutex<Option<Vec<CertificateDer<'static>>>>>,
+    refused: Arc<Mutex<Option<rustls::Error>>>,
 }
 
 impl ServerCertVerifier for Recording {
@@ -212,7 +291,7 @@ impl ServerCertVerifier for Recording {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(chain);
         }
-        match &self.inner {
+        let verdict = match &self.inner {
             Some(inner) => {
                 inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
             }
@@ -228,7 +307,11 @@ impl ServerCertVerifier for Recording {
                     ))
                 }
             }
+        };
+        if let (Err(e), Ok(mut refused)) = (&verdict, self.refused.lock()) {
+            *refused = Some(e.clone());
         }
+        verdict
     }
 
     fn verify_tls12_signature(
@@ -264,6 +347,11 @@ impl Client {
     /// The chain the server presented in the last handshake (end entity first).
     pub fn presented_chain(&self) -> Option<Vec<CertificateDer<'static>>> {
         self.seen.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Why the certificate check refused the chain of the last handshake, if it did.
+    pub fn refusal(&self) -> Option<rustls::Error> {
+        self.refused.lock().ok().and_then(|r| r.clone())
     }
 
     /// Run the TLS handshake over `tcp` for `host` and return the encrypted stream.
@@ -323,16 +411,7 @@ impl Client {
             Some(other) => format!("TLS handshake with {host} failed: {other}"),
             None => format!("TLS handshake with {host} failed: {e}"),
         };
-        // A pin is the way to trust a self-signed or privately issued certificate; it is no
-        // fix for an expired or revoked one, so it is only suggested for the former.
-        let pinnable = matches!(
-            inner,
-            Some(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer
-                    | rustls::CertificateError::NotValidForName
-                    | rustls::CertificateError::NotValidForNameContext { .. }
-            ))
-        );
+        let pinnable = inner.is_some_and(pinnable);
         if refused && let Some(chain) = self.presented_chain() {
             let fp = hex_colons(&cert_fingerprint(&chain[0]));
             if pinnable {
@@ -395,6 +474,28 @@ pub fn speaks_tls(client: &Client, host: &str, tcp: TcpStream) -> bool {
     matches!(tcp.read(&mut first), Ok(1) if first[0] == 0x16 || first[0] == 0x15)
 }
 
+/// Whether a refused certificate is one a pin may stand in for. A pin is the way to trust a
+/// self-signed or privately issued certificate; it is no fix for an expired or revoked one,
+/// so it is only suggested for the former.
+pub fn pinnable(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+                | rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+/// Why a certificate was refused, in plain words.
+pub fn describe_refusal(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(cert) => describe(cert),
+        other => other.to_string(),
+    }
+}
+
 /// Plain words for the usual certificate errors.
 fn describe(e: &rustls::CertificateError) -> String {
     use rustls::CertificateError as C;
@@ -412,5 +513,65 @@ fn describe(e: &rustls::CertificateError) -> String {
         C::Revoked => "it has been revoked".into(),
         C::BadSignature => "its signature is invalid".into(),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(before: (i32, u8, u8), after: (i32, u8, u8)) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mail.test");
+        params.not_before = rcgen::date_time_ymd(before.0, before.1, before.2);
+        params.not_after = rcgen::date_time_ymd(after.0, after.1, after.2);
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn validity_is_read_from_utc_and_generalized_time() {
+        // rcgen writes UTCTime up to 2049 and GeneralizedTime from 2050 (RFC 5280).
+        let cert = self_signed((2024, 3, 5), (2051, 12, 31));
+        let s = summarize(&cert);
+        let (from, to) = s.validity.expect("validity parsed");
+        assert_eq!(from.to_string(), "2024-03-05T00:00:00Z");
+        assert_eq!(to.to_string(), "2051-12-31T00:00:00Z");
+        assert_eq!(s.subject, "mail.test");
+        assert_eq!(s.issuer, "mail.test");
+    }
+
+    #[test]
+    fn der_times_outside_the_forms_are_refused() {
+        assert_eq!(
+            der_time(0x17, b"491231235959Z").unwrap().to_string(),
+            "2049-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            der_time(0x17, b"500101000000Z").unwrap().to_string(),
+            "1950-01-01T00:00:00Z"
+        );
+        for (tag, bad) in [
+            (0x17, &b"4912312359Z"[..]),
+            (0x17, b"491231235959"),
+            (0x18, b"491231235959Z"),
+            (0x17, b"49123123595+Z"),
+            (0x17, b"491331235959Z"),
+            (0x05, b"491231235959Z"),
+        ] {
+            assert_eq!(der_time(tag, bad), None, "{:?}", std::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn garbage_has_no_validity() {
+        assert_eq!(validity(b""), None);
+        assert_eq!(validity(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(validity(&[0x30, 0x03, 0x30, 0x01, 0x02]), None);
+        let cert = self_signed((2024, 1, 1), (2030, 1, 1));
+        let cut = &cert.as_ref()[..cert.as_ref().len() / 2];
+        assert_eq!(validity(cut), None);
     }
 }
