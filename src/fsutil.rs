@@ -89,19 +89,23 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// The names in `dir`, sorted: for tests that look at what a directory holds.
+#[cfg(test)]
+pub(crate) fn test_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use super::test_names as entries;
 
     #[test]
     fn write_atomic_replaces_content_and_leaves_no_temp_files() {

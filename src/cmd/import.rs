@@ -319,31 +319,8 @@ fn check_config(
     text: &str,
     parsed: &Parsed,
 ) -> Result<Vec<crate::config::Account>> {
-    let dir = tempfile::tempdir()
-        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot make a temporary directory", e))?;
-    let tmp = dir.path().join("config.toml");
-    crate::fsutil::write_atomic(&tmp, text.as_bytes())
-        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write a temporary file", e))?;
-    let fail = |e: Error| {
-        Error::new(
-            ErrorKind::Config,
-            format!(
-                "the imported accounts would not load into {}: {}; nothing was written",
-                config_path.display(),
-                e.chain()
-            ),
-        )
-    };
-    let config = config::load(Some(&tmp)).map_err(fail)?;
-    parsed
-        .accounts
-        .iter()
-        .map(|a| {
-            config
-                .resolve(Some(&a.name), &Overrides::default())
-                .map_err(fail)
-        })
-        .collect()
+    let names: Vec<&str> = parsed.accounts.iter().map(|a| a.name.as_str()).collect();
+    config::check_new_text(config_path, text, &names)
 }
 
 /// Whether a keyring could answer: built with it and a session bus is there.

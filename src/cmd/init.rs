@@ -19,7 +19,7 @@ use super::Context;
 use super::probe::{self, Opening};
 use crate::config::{
     self, Account, AuthMech, CommandLine, DEFAULT_PASSWORD_TIMEOUT, DEFAULT_TIMEOUT, Delivery,
-    Login, Overrides, PasswordCommand, PasswordSource, Policy, Server, Target, TlsMode, paths,
+    Login, PasswordCommand, PasswordSource, Policy, Server, Target, TlsMode, paths,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::tls;
@@ -567,26 +567,8 @@ fn write_config(path: &Path, name: &str, table: &str) -> Result<()> {
         text.push('\n');
     }
     text.push_str(table);
-    let dir = tempfile::tempdir()
-        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot make a temporary directory", e))?;
-    let tmp = dir.path().join("config.toml");
-    crate::fsutil::write_atomic(&tmp, text.as_bytes())
-        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write a temporary file", e))?;
-    let fail = |e: Error| {
-        Error::new(
-            ErrorKind::Config,
-            format!(
-                "the new account would not load into {}: {}; nothing was written",
-                path.display(),
-                e.chain()
-            ),
-        )
-    };
     // A duplicate [accounts.NAME] table is a TOML error: an existing account is never replaced.
-    let config = config::load(Some(&tmp)).map_err(fail)?;
-    config
-        .resolve(Some(name), &Overrides::default())
-        .map_err(fail)?;
+    config::check_new_text(path, &text, &[name])?;
     crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| {
         Error::with_source(
             ErrorKind::Io,
@@ -734,7 +716,9 @@ mod tests {
         let path = dir.path().join("config.toml");
         crate::fsutil::write_atomic(&path, table.as_bytes()).unwrap();
         let config = config::load(Some(&path)).unwrap();
-        let a = config.resolve(Some("home"), &Overrides::default()).unwrap();
+        let a = config
+            .resolve(Some("home"), &crate::config::Overrides::default())
+            .unwrap();
         assert_eq!(a.login.user, "al\"ice");
         assert_eq!(a.server.port, 1995);
         assert!(!a.policy.keep);

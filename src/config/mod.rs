@@ -72,6 +72,37 @@ impl Overrides {
     }
 }
 
+/// Check a config file's new text before it replaces `path`: `text` must load, and each
+/// account in `accounts` must resolve, exactly as `pop3` would read them. Used by the
+/// commands that write the config (`init`, `import`), so that nothing unusable is ever
+/// written. Errors are `ErrorKind::Config` saying that nothing was written.
+pub fn check_new_text(path: &Path, text: &str, accounts: &[&str]) -> Result<Vec<Account>> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot make a temporary directory", e))?;
+    let tmp = dir.path().join("config.toml");
+    crate::fsutil::write_atomic(&tmp, text.as_bytes())
+        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write a temporary file", e))?;
+    let fail = |e: Error| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "the new accounts would not load into {}: {}; nothing was written",
+                path.display(),
+                e.chain()
+            ),
+        )
+    };
+    let config = load(Some(&tmp)).map_err(fail)?;
+    accounts
+        .iter()
+        .map(|name| {
+            config
+                .resolve(Some(name), &Overrides::default())
+                .map_err(fail)
+        })
+        .collect()
+}
+
 /// Load the config: `explicit` (from `-c` or `POP3_CONFIG`) must exist; the default file
 /// may be missing, which gives an empty config.
 pub fn load(explicit: Option<&Path>) -> Result<Config> {

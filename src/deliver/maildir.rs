@@ -684,15 +684,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    fn test_envelope() -> Envelope<'static> {
-        static UID: std::sync::LazyLock<crate::proto::Uid> =
-            std::sync::LazyLock::new(|| crate::proto::Uid::new(b"uid-1").unwrap());
-        Envelope {
-            account: "test",
-            uid: &UID,
-            size: crate::proto::Octets(10),
-        }
-    }
+    use crate::deliver::test_envelope;
 
     #[test]
     fn a_staged_batch_is_invisible_until_published_and_recoverable_by_token() {
@@ -742,14 +734,7 @@ mod tests {
         assert!(names(&root.join("tmp")).is_empty());
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::fsutil::test_names as names;
 
     #[test]
     fn open_creates_the_three_directories() {

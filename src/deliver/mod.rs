@@ -96,3 +96,14 @@ pub trait Sink {
         Ok(vec![false; tokens.len()])
     }
 }
+
+/// What the sinks' unit tests deliver: an envelope for account `test`, UIDL `uid-1`.
+#[cfg(test)]
+pub(crate) fn test_envelope() -> Envelope<'static> {
+    static UID: std::sync::LazyLock<Uid> = std::sync::LazyLock::new(|| Uid::new(b"uid-1").unwrap());
+    Envelope {
+        account: "test",
+        uid: &UID,
+        size: Octets(10),
+    }
+}

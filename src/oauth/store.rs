@@ -8,8 +8,7 @@
 //! the fetch lock on purpose: `pop3 check` and `pop3 list` refresh too without taking the
 //! fetch lock, and a fetch holding its lock must still be able to refresh.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, TryLockError};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -342,16 +341,7 @@ impl TokenLock {
                 e,
             )
         };
-        fsutil::create_dirs(&fsutil::parent_dir(path))
-            .map_err(|e| io_err("cannot create the directory of", e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io_err("cannot open", e))?;
+        let file = crate::state::lock::open_lock_file(path, "token lock file")?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {

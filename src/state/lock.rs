@@ -25,6 +25,30 @@ pub struct AccountLock {
     path: PathBuf,
 }
 
+/// Open (creating it and its directory, mode 0600) a lock file that is never renamed or
+/// deleted, without truncating it: another process may hold it and have written its name
+/// in it. The one way this crate opens a lock file (the account lock here, the OAuth token
+/// lock in `oauth::store`). Errors are `ErrorKind::Io` naming the file as `what`.
+pub fn open_lock_file(path: &Path, what: &str) -> Result<File> {
+    let io_err = |doing: &str, e| {
+        Error::with_source(
+            ErrorKind::Io,
+            format!("{doing} {what} {}", path.display()),
+            e,
+        )
+    };
+    fsutil::create_dirs(&fsutil::parent_dir(path))
+        .map_err(|e| io_err("cannot create the directory of", e))?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_err("cannot open", e))
+}
+
 impl AccountLock {
     /// Create (if needed, with its parent directory) and lock `path` without waiting, then
     /// write our pid, the time and the host into it. When another process holds it:
@@ -39,17 +63,7 @@ impl AccountLock {
                 e,
             )
         };
-        fsutil::create_dirs(&fsutil::parent_dir(path))
-            .map_err(|e| io_err("cannot create the directory of", e))?;
-        // No truncate: the file may be locked by another run, whose name it holds.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io_err("cannot open", e))?;
+        let file = open_lock_file(path, "lock file")?;
         match file.try_lock() {
             Ok(()) => {
                 let holder = Holder::me().to_line();

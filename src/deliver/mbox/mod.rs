@@ -415,15 +415,7 @@ mod tests {
     use std::thread;
     use std::time::{Instant, SystemTime};
 
-    fn test_envelope() -> Envelope<'static> {
-        static UID: std::sync::LazyLock<crate::proto::Uid> =
-            std::sync::LazyLock::new(|| crate::proto::Uid::new(b"uid-1").unwrap());
-        Envelope {
-            account: "test",
-            uid: &UID,
-            size: crate::proto::Octets(10),
-        }
-    }
+    use crate::deliver::test_envelope;
 
     fn deliver(mbox: &mut Mbox, chunks: &[&[u8]]) {
         let mut p = mbox.begin(&test_envelope()).unwrap();
