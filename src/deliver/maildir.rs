@@ -736,6 +736,25 @@ mod tests {
 
     use crate::fsutil::test_names as names;
 
+    /// Nothing in any of the Maildir's three directories.
+    fn assert_empty(root: &Path) {
+        for sub in ["cur", "new", "tmp"] {
+            assert!(names(&root.join(sub)).is_empty(), "{sub}");
+        }
+    }
+
+    /// Swap in a read-only handle (buffered by `buffer` bytes), so that the next write that
+    /// reaches the file fails the way ENOSPC would.
+    fn read_only(p: &mut MaildirPending<'_>, buffer: usize) {
+        let ro = File::open(&p.tmp).unwrap();
+        drop(
+            p.out
+                .replace(BufWriter::with_capacity(buffer, ro))
+                .unwrap()
+                .into_parts(),
+        );
+    }
+
     #[test]
     fn open_creates_the_three_directories() {
         let dir = tempfile::tempdir().unwrap();
@@ -824,9 +843,7 @@ mod tests {
             p.write_all(b"partial message").unwrap();
             assert_eq!(names(&dir.path().join("tmp")).len(), 1);
         }
-        for sub in ["cur", "new", "tmp"] {
-            assert!(names(&dir.path().join(sub)).is_empty(), "{sub}");
-        }
+        assert_empty(dir.path());
     }
 
     #[test]
@@ -851,14 +868,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut md = Maildir::open(dir.path()).unwrap();
         let mut p = md.begin_message().unwrap();
-        // Swap in a read-only handle so that the next write fails like ENOSPC would.
-        let ro = File::open(&p.tmp).unwrap();
-        drop(
-            p.out
-                .replace(BufWriter::with_capacity(16, ro))
-                .unwrap()
-                .into_parts(),
-        );
+        read_only(&mut p, 16);
         assert!(p.write_all(&[b'x'; 64]).is_err());
         assert!(
             p.write_all(b"y").is_err(),
@@ -867,9 +877,7 @@ mod tests {
         let err = Box::new(p).commit().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Io);
         assert!(err.message().contains("tmp"), "{}", err.message());
-        for sub in ["cur", "new", "tmp"] {
-            assert!(names(&dir.path().join(sub)).is_empty(), "{sub}");
-        }
+        assert_empty(dir.path());
     }
 
     #[test]
@@ -877,13 +885,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut md = Maildir::open(dir.path()).unwrap();
         let mut p = md.begin_message().unwrap();
-        let ro = File::open(&p.tmp).unwrap();
-        drop(
-            p.out
-                .replace(BufWriter::with_capacity(BUFFER, ro))
-                .unwrap()
-                .into_parts(),
-        );
+        read_only(&mut p, BUFFER);
         // Fits in the buffer, so only the flush inside commit sees the error.
         p.write_all(b"short").unwrap();
         let err = Box::new(p).commit().unwrap_err();
