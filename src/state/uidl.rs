@@ -631,15 +631,21 @@ mod tests {
         Uid::new(s).unwrap()
     }
 
+    /// A new state in a temporary directory (kept alive by the first value).
+    fn fresh() -> (tempfile::TempDir, PathBuf, SeenState) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let s = SeenState::load(&path).unwrap();
+        (dir, path, s)
+    }
+
     fn state_path(dir: &tempfile::TempDir) -> PathBuf {
         dir.path().join("state/pop3/alice@pop.example.com:995")
     }
 
     #[test]
     fn import_keeps_the_earliest_time_and_survives_a_reload() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (_dir, path, mut s) = fresh();
         s.record(&[&uid(b"a"), &uid(b"b")], 500).unwrap();
         let added = s
             .import(&[(uid(b"a"), 100), (uid(b"b"), 900), (uid(b"c/d"), 300)])
@@ -669,9 +675,7 @@ mod tests {
 
     #[test]
     fn import_of_nothing_new_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (_dir, path, mut s) = fresh();
         assert_eq!(s.import(&[]).unwrap(), 0);
         assert!(!path.exists());
         s.record(&[&uid(b"a")], 5).unwrap();
@@ -684,9 +688,7 @@ mod tests {
 
     #[test]
     fn forget_removes_only_the_named_uids_durably() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (_dir, path, mut s) = fresh();
         s.record(&[&uid(b"a"), &uid(b"b")], 7).unwrap();
         s.note_deleting(&[(&uid(b"b"), 10)]).unwrap();
         assert_eq!(s.forget(&[uid(b"b"), uid(b"zz")]).unwrap(), 1);
@@ -713,9 +715,7 @@ mod tests {
 
     #[test]
     fn intents_survive_a_kill_and_are_resolved() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (_dir, path, mut s) = fresh();
         s.record(&[&uid(b"old")], 1).unwrap();
         let (a, b, c) = (uid(b"a"), uid(b"b/..%x\xff"), uid(b"c"));
         s.note_intents(&[(&a, "tok-a"), (&b, "tok b%")], 5, true)
@@ -786,9 +786,7 @@ mod tests {
     #[test]
     fn new_file_and_dirs_are_private() {
         use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (_dir, path, mut s) = fresh();
         s.record(&[&uid(b"x")], 1).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         let parent = fs::metadata(path.parent().unwrap()).unwrap();
@@ -858,9 +856,7 @@ mod tests {
 
     #[test]
     fn truncated_final_line_is_ignored_and_then_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (_dir, path, mut s) = fresh();
         s.record(&[&uid(b"a")], 1).unwrap();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"2 torn-uid").unwrap();
@@ -997,9 +993,7 @@ mod tests {
 
     #[test]
     fn prune_without_removal_does_not_touch_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let mut s = SeenState::load(&path).unwrap();
+        let (dir, path, mut s) = fresh();
         s.record(&[&uid(b"a")], 1).unwrap();
         // Replace the file by hand: a rewrite would restore the original content.
         fs::write(&path, b"pop3-uidl 1\n1 a\n1 a\n").unwrap();
