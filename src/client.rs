@@ -640,6 +640,19 @@ impl<S: Read + Write> Session<S, Authorization> {
 /// A refused login: the error and the session, still in the AUTHORIZATION state.
 pub type LoginFailed<S> = Box<(Error, Session<S, Authorization>)>;
 
+/// Decides, for each UIDL line, whether that message goes into the [`Listing`]; an `Err`
+/// ends the listing (and the session).
+pub type Keep<'a> = &'a mut dyn FnMut(MessageNumber, &Uid) -> Result<bool>;
+
+/// The messages of a listing that the caller kept (see [`Keep`]), and how many the server
+/// listed in all. A caller that keeps only what it may act on (new messages, those due for
+/// deletion) holds a mailbox of 100 000 seen messages in a few kilobytes.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub messages: Vec<Listed>,
+    pub total: usize,
+}
+
 /// A message number with its size and unique id, as the server listed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -663,15 +676,22 @@ impl<S: Read + Write> Session<S, Transaction> {
 
     /// CAPA (the capabilities after login) and the listing: all three commands in one flight
     /// when `pipelining` (the server offered PIPELINING before login), else one at a time.
-    pub fn capa_and_listing(&mut self, pipelining: bool) -> Result<(Capabilities, Vec<Listed>)> {
+    /// `keep` decides per UIDL line whether the message goes into the listing (see
+    /// [`Listing`]).
+    pub fn capa_and_listing(
+        &mut self,
+        pipelining: bool,
+        keep: Keep<'_>,
+    ) -> Result<(Capabilities, Listing)> {
         if pipelining {
             self.conn.queue(&Command::Capa)?;
             self.send_listing(true)?;
             let caps = self.read_capa()?;
-            Ok((caps, self.read_listing(true)?))
+            Ok((caps, self.read_listing(true, keep)?))
         } else {
             let caps = self.capa()?;
-            let listing = self.listing(caps.pipelining)?;
+            self.send_listing(caps.pipelining)?;
+            let listing = self.read_listing(caps.pipelining, keep)?;
             Ok((caps, listing))
         }
     }
@@ -681,7 +701,9 @@ impl<S: Read + Write> Session<S, Transaction> {
     /// with a repeated UIDL we could not tell which message was delivered.
     pub fn listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
         self.send_listing(pipelining)?;
-        self.read_listing(pipelining)
+        Ok(self
+            .read_listing(pipelining, &mut |_, _| Ok(true))?
+            .messages)
     }
 
     /// Queue UIDL (and LIST too with `pipelining`) and write everything queued, so that a
@@ -696,7 +718,7 @@ impl<S: Read + Write> Session<S, Transaction> {
 
     /// Read the answers to [`Session::send_listing`] (sending LIST only now without
     /// `pipelining`) and join them; see [`Session::listing`].
-    fn read_listing(&mut self, pipelining: bool) -> Result<Vec<Listed>> {
+    fn read_listing(&mut self, pipelining: bool, keep: Keep<'_>) -> Result<Listing> {
         let host = self.conn.host.clone();
         let bad = |what: &str, e: &dyn std::fmt::Display| {
             Error::new(
@@ -722,9 +744,13 @@ impl<S: Read + Write> Session<S, Transaction> {
             ));
         }
         let mut uids: Vec<(MessageNumber, Uid)> = Vec::new();
+        let mut total = 0usize;
         self.read_lines("UIDL", |line| {
-            let entry = parse_uidl_line(line).map_err(|e| bad("UIDL", &e))?;
-            uids.push(entry);
+            let (number, uid) = parse_uidl_line(line).map_err(|e| bad("UIDL", &e))?;
+            total += 1;
+            if keep(number, &uid)? {
+                uids.push((number, uid));
+            }
             Ok(())
         })?;
         if !pipelining {
@@ -732,12 +758,28 @@ impl<S: Read + Write> Session<S, Transaction> {
             self.conn.flush()?;
         }
         self.read_ok("LIST", ErrorKind::Protocol)?;
+        uids.sort_by_key(|(n, _)| *n);
+        // Only the sizes of the messages kept are held; the others are counted.
         let mut sizes: Vec<(MessageNumber, Octets)> = Vec::with_capacity(uids.len());
+        let mut listed = 0usize;
         self.read_lines("LIST", |line| {
-            sizes.push(parse_list_line(line).map_err(|e| bad("LIST", &e))?);
+            let (number, size) = parse_list_line(line).map_err(|e| bad("LIST", &e))?;
+            listed += 1;
+            if uids.binary_search_by_key(&number, |(n, _)| *n).is_ok() {
+                sizes.push((number, size));
+            }
             Ok(())
         })?;
-        join_listing(&host, uids, sizes)
+        if listed != total {
+            return Err(Error::new(
+                ErrorKind::BadData,
+                format!("{host} listed different messages in UIDL ({total}) and LIST ({listed})"),
+            ));
+        }
+        Ok(Listing {
+            messages: join_listing(&host, uids, sizes)?,
+            total,
+        })
     }
 
     /// Read the answer to a DELE sent earlier: `Ok(Err(reply))` when the server refused it

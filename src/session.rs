@@ -4,7 +4,7 @@
 
 use log::debug;
 
-use crate::client::{Authorization, Listed, Session, Transaction};
+use crate::client::{Authorization, Keep, Listing, Session, Transaction};
 use crate::config::{Account, AuthMech, Login, Server, TlsMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Stream, tls};
@@ -187,7 +187,10 @@ pub fn credential(account: &Account, rejected: Option<&Secret>) -> Result<Secret
 /// With OAuth, a token the server refuses (an `-ERR` to the AUTH exchange, after the
 /// XOAUTH2/OAUTHBEARER error challenge) is refreshed once and the login tried once more on a
 /// new connection: the server may know of a revocation or an expiry that our clock does not.
-pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
+///
+/// `keep` decides which listed messages the caller wants in the [`Listing`] (all of them:
+/// `&mut |_, _| Ok(true)`).
+pub fn login_and_list(account: &Account, keep: Keep<'_>) -> Result<(Connected, Listing)> {
     let password = credential(account, None)?;
     let logged_in = match connect_and_log_in(account, &password) {
         Err(Refused::ByServer(e)) if account.login.oauth.is_some() => {
@@ -204,7 +207,7 @@ pub fn login_and_list(account: &Account) -> Result<(Connected, Vec<Listed>)> {
     };
     let (mut session, caps, mechanism) = logged_in.map_err(Refused::into_error)?;
     let tls = session.stream().tls_description();
-    let (after, listing) = session.capa_and_listing(caps.pipelining)?;
+    let (after, listing) = session.capa_and_listing(caps.pipelining, keep)?;
     let caps = after_login(caps, after);
     debug!(
         "{}: capabilities after login: {}",

@@ -54,7 +54,8 @@ pub fn run(ctx: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
             mut session, caps, ..
         },
         listing,
-    ) = session::login_and_list(&account)?;
+    ) = session::login_and_list(&account, &mut |_, _| Ok(true))?;
+    let listing = listing.messages;
     let raw = if caps.top {
         fetch_headers(&mut session, &listing, caps.pipelining)?
     } else {

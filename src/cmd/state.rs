@@ -109,8 +109,10 @@ fn mark_all_seen(
 ) -> Result<usize> {
     let _lock = AccountLock::acquire(lock_path)?;
     let mut state = SeenState::load(state_path)?;
-    let (connected, listing) = crate::session::login_and_list(account)?;
+    let keep = &mut |_: crate::proto::MessageNumber, uid: &Uid| Ok(!state.contains(uid));
+    let (connected, listed) = crate::session::login_and_list(account, keep)?;
     connected.session.quit()?;
+    let listing = listed.messages;
     let fresh: Vec<&Uid> = listing
         .iter()
         .map(|m| &m.uid)

@@ -184,27 +184,98 @@ pub(super) fn recover(state: &mut SeenState, sink: &mut dyn Sink) -> Result<Opti
     }))
 }
 
+/// Which UIDLs the server listed in this session, and the listing filter built on it: a
+/// message already recorded is left out of the listing unless the plan may act on it (due
+/// for deletion, `--all`, or a deletion note that makes its size matter), so that a mailbox
+/// of 100 000 seen messages costs a 128-bit hash each here instead of a listing entry. A
+/// UIDL listed twice is refused, as the listing itself refuses it (with a repeated UIDL we
+/// could not tell which message was delivered).
+pub struct OnServer {
+    keys: (std::hash::RandomState, std::hash::RandomState),
+    listed: HashSet<u128>,
+    /// How many of the listed UIDLs are recorded in the state, and how many the state held
+    /// when the listing began: equal when no recorded UIDL has left the server.
+    recorded: usize,
+    state_len: usize,
+}
+
+impl OnServer {
+    /// Ready for a session's listing, against the state as it is now.
+    pub fn new(state: &SeenState) -> OnServer {
+        OnServer {
+            keys: Default::default(),
+            listed: HashSet::new(),
+            recorded: 0,
+            state_len: state.len(),
+        }
+    }
+
+    fn hash(&self, uid: &Uid) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.keys.0.hash_one(uid.as_bytes())) << 64)
+            | u128::from(self.keys.1.hash_one(uid.as_bytes()))
+    }
+
+    /// The listing filter ([`crate::client::Keep`]) for `uid`: note it, and say whether the
+    /// session needs it in the listing.
+    pub fn keep(
+        &mut self,
+        state: &SeenState,
+        policy: &super::Policy,
+        now: i64,
+        host: &str,
+        uid: &Uid,
+    ) -> Result<bool> {
+        if !self.listed.insert(self.hash(uid)) {
+            return Err(Error::new(
+                ErrorKind::BadData,
+                format!(
+                    "{host} gave two messages the same UIDL {uid}; refusing to guess which \
+                     one was fetched"
+                ),
+            ));
+        }
+        let Some(first) = state.first_seen(uid) else {
+            return Ok(true);
+        };
+        self.recorded += 1;
+        Ok(policy.all || super::plan::due(policy, first, now) || state.deletion_noted(uid))
+    }
+
+    /// [`OnServer::keep`] as the listing filter of a session (`policy` is the session's,
+    /// `now` when it began).
+    pub fn filter<'a>(
+        &'a mut self,
+        state: &'a SeenState,
+        policy: &'a super::Policy,
+        now: i64,
+        host: &'a str,
+    ) -> impl FnMut(crate::proto::MessageNumber, &Uid) -> Result<bool> + 'a {
+        move |_, uid| self.keep(state, policy, now, host, uid)
+    }
+
+    /// Whether the server listed `uid` in this session.
+    pub fn contains(&self, uid: &Uid) -> bool {
+        self.listed.contains(&self.hash(uid))
+    }
+}
+
 /// Forget the recorded UIDLs that are no longer on the server, and those whose deletion the
-/// server has just confirmed (`deleted`): a server may give a later message the same UIDL,
-/// and that message must count as new, never as seen (issue 9 item 4; a duplicate is
-/// acceptable if the server lied, a loss is not). In the common case (every recorded UIDL
-/// is still listed, nothing deleted) this costs one lookup per listed message and builds no
-/// set; `prune` may still compact the file.
+/// server has just confirmed (`deleted`, indexes into `listing`): a server may give a later
+/// message the same UIDL, and that message must count as new, never as seen (issue 9 item
+/// 4; a duplicate is acceptable if the server lied, a loss is not). In the common case
+/// (every recorded UIDL is still listed, nothing deleted) nothing is looked up; `prune` may
+/// still compact the file.
 pub(super) fn forget_departed(
     state: &mut SeenState,
     listing: &[Listed],
+    on_server: &OnServer,
     deleted: &[usize],
 ) -> Result<()> {
-    let still_listed = listing.iter().filter(|m| state.contains(&m.uid)).count();
-    if still_listed == state.len() && deleted.is_empty() {
+    if on_server.recorded == on_server.state_len && deleted.is_empty() {
         return state.prune(|_| true);
     }
     let gone: HashSet<&Uid> = deleted.iter().map(|&i| &listing[i].uid).collect();
-    let on_server: HashSet<&Uid> = listing
-        .iter()
-        .map(|m| &m.uid)
-        .filter(|u| !gone.contains(u))
-        .collect();
     crashpoint::hit("state.forget", gone.len());
-    state.prune(|uid| on_server.contains(uid))
+    state.prune(|uid| on_server.contains(uid) && !gone.contains(uid))
 }

@@ -349,8 +349,13 @@ pub struct CheckSummary {
 pub fn check(account: &Account) -> Result<CheckSummary> {
     let (state_path, _) = state_paths(account)?;
     let state = SeenState::load(&state_path)?;
-    let (Connected { session, .. }, listing) = session::login_and_list(account)?;
+    // Only what is new (or whose size matters) is kept; the rest is counted.
+    let keep = &mut |_: crate::proto::MessageNumber, uid: &Uid| {
+        Ok(state.first_seen(uid).is_none() || state.deletion_noted(uid))
+    };
+    let (Connected { session, .. }, listed) = session::login_and_list(account, keep)?;
     session.quit()?;
+    let listing = &listed.messages;
     let policy = Policy {
         keep: true,
         max_size: account.policy.max_size,
@@ -358,16 +363,16 @@ pub fn check(account: &Account) -> Result<CheckSummary> {
         ..Policy::default()
     };
     let plan = plan(
-        &listing,
+        listing,
         |m| state.first_seen_listed(&m.uid, m.size.0),
         |_| false,
         &policy,
         now_unix(),
     );
     Ok(CheckSummary {
-        listed: listing.len(),
+        listed: listed.total,
         new: plan.fetch.len(),
-        new_bytes: total_size(&listing, &plan.fetch),
+        new_bytes: total_size(listing, &plan.fetch),
         too_big: plan.too_big.len(),
     })
 }
@@ -431,12 +436,22 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     };
     let mut total = Summary::default();
     for round in 1.. {
-        let (Connected { session, caps, .. }, listing) = session::login_and_list(account)?;
+        let mut on_server = commit::OnServer::new(&state);
+        let now = now_unix();
+        let session_policy = Policy {
+            limit: ledger.remaining(settings.policy.limit),
+            ..settings.policy.clone()
+        };
+        let mut keep = on_server.filter(&state, &session_policy, now, &account.server.host);
+        let (Connected { session, caps, .. }, listing) =
+            session::login_and_list(account, &mut keep)?;
+        drop(keep);
         let capped = caps_sessions(session.greeting());
         let summary = run::run_session(
             session,
             &caps,
             &listing,
+            &on_server,
             &settings,
             opts,
             progress,

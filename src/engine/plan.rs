@@ -57,11 +57,6 @@ pub fn plan(
         delete_fetched: !policy.keep || policy.delete_after.is_some_and(|d| d.is_zero()),
         ..Plan::default()
     };
-    // Saturating: a `delete_after` beyond i64::MAX seconds means "never", not a negative
-    // age that makes every seen message due at once.
-    let min_age = policy
-        .delete_after
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     for (i, m) in listing.iter().enumerate() {
         let seen = first_seen(m);
         let wanted = match seen {
@@ -81,12 +76,21 @@ pub fn plan(
             continue;
         }
         let Some(first) = seen else { continue };
-        let due = !policy.keep || min_age.is_some_and(|age| now.saturating_sub(first) >= age);
-        if due {
+        if due(policy, first, now) {
             p.delete.push(i);
         }
     }
     p
+}
+
+/// Whether a message first seen at `first` is due for deletion at `now`.
+pub fn due(policy: &Policy, first: i64, now: i64) -> bool {
+    // Saturating: a `delete_after` beyond i64::MAX seconds means "never", not a negative
+    // age that makes every seen message due at once.
+    let min_age = policy
+        .delete_after
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    !policy.keep || min_age.is_some_and(|age| now.saturating_sub(first) >= age)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
 
-use crate::client::{Listed, Op, Reply, Session, Transaction, Window};
+use crate::client::{Listed, Listing, Op, Reply, Session, Transaction, Window};
 use crate::crashpoint;
 use crate::deliver::{Envelope, Sink};
 use crate::error::{Error, ErrorKind, Result};
@@ -17,7 +17,7 @@ use crate::proto::sanitize::sanitize;
 use crate::proto::{Capabilities, Uid};
 use crate::state::uidl::SeenState;
 
-use super::commit::{Committer, Delivered, Source, forget_departed};
+use super::commit::{Committer, Delivered, OnServer, Source, forget_departed};
 use super::filter::{Filter, MAX_FILTER_HEADER, Verdict};
 use super::plan::{Plan, Policy, plan};
 use super::{
@@ -87,7 +87,8 @@ impl Queue {
 pub fn run_session<S: Read + Write>(
     mut session: Session<S, Transaction>,
     caps: &Capabilities,
-    listing: &[Listed],
+    listed: &Listing,
+    on_server: &OnServer,
     settings: &Settings,
     opts: &FetchOptions,
     progress: &dyn Progress,
@@ -96,6 +97,7 @@ pub fn run_session<S: Read + Write>(
     ledger: &mut Ledger,
 ) -> Result<Summary> {
     let name = settings.account.as_str();
+    let listing = listed.messages.as_slice();
     let policy = Policy {
         limit: ledger.remaining(settings.policy.limit),
         ..settings.policy.clone()
@@ -162,7 +164,7 @@ pub fn run_session<S: Read + Write>(
         }
     }
     let mut summary = Summary {
-        listed: listing.len(),
+        listed: listed.total,
         too_big: plan.too_big.iter().map(|&i| (&listing[i]).into()).collect(),
         deferred: plan.deferred,
         login_delay: caps.login_delay,
@@ -193,7 +195,7 @@ pub fn run_session<S: Read + Write>(
     progress.notice(
         name,
         &Notice::Plan {
-            listed: listing.len(),
+            listed: listed.total,
             fetch: plan.fetch.len(),
             delete: plan.delete.len() + unfetched.iter().filter(|(_, w)| w.deletes()).count(),
             delete_fetched: plan.delete_fetched,
@@ -283,7 +285,7 @@ pub fn run_session<S: Read + Write>(
     }
     // RFC 1939 section 6: deletions happen in the UPDATE state, after QUIT's +OK.
     summary.deleted = outcome.deleted.len();
-    if let Err(e) = forget_departed(state, listing, &outcome.deleted) {
+    if let Err(e) = forget_departed(state, listing, on_server, &outcome.deleted) {
         if outcome.deleted.is_empty() {
             progress.notice(name, &Notice::PruneFailed(e.to_string()));
         } else {

@@ -232,6 +232,12 @@ impl SeenState {
         }
     }
 
+    /// Whether a deletion of `uid` was noted and not yet confirmed (see the module
+    /// documentation): its listed size then decides whether it is the same message.
+    pub fn deletion_noted(&self, uid: &Uid) -> bool {
+        self.deleting.contains_key(uid)
+    }
+
     /// Note durably that the recorded messages `items` (uid, listed size) are being deleted
     /// (before QUIT; see the module documentation).
     pub fn note_deleting(&mut self, items: &[(&Uid, u64)]) -> Result<()> {

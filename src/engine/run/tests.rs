@@ -292,11 +292,20 @@ impl World {
         let mut s = s
             .login_user_pass("u", &Secret::new("p"), false)
             .map_err(|f| f.0)?;
-        let listing = s.listing(false)?;
+        // The listing filter the engine uses: seen messages it will not act on stay out.
+        let mut on_server = OnServer::new(&self.state);
+        let policy = Policy {
+            limit: ledger.remaining(settings.policy.limit),
+            ..settings.policy.clone()
+        };
+        let mut keep = on_server.filter(&self.state, &policy, now_unix(), "mem");
+        let (_, listing) = s.capa_and_listing(false, &mut keep)?;
+        drop(keep);
         run_session(
             s,
             &self.caps,
             &listing,
+            &on_server,
             settings,
             &FetchOptions::default(),
             &super::super::NoProgress,
