@@ -216,3 +216,205 @@ fn keepalive_noop_carries_the_session_through_a_slow_mda() {
         }
     }
 }
+
+fn smtp_account(env: &TestEnv, pop_port: u16, relay: &str, recipients: &str, extra: &str) {
+    let toml = env
+        .account_toml("work", pop_port, "none", None)
+        .replace("deliver.maildir", "# deliver.maildir")
+        + &format!(
+            "allow_plaintext_password = true\nadd_received = false\nkeep = false\n\
+             deliver.smtp = '{relay}'\ndeliver.recipient = {recipients}\n{extra}"
+        );
+    env.write_config(&toml);
+}
+
+/// Check a message the MTA stored against what pop3 sent (`sent`, LF line ends): the body
+/// is byte for byte the same; the header section is pop3's header lines, unchanged and in
+/// order, with in front only the MTA's trace fields (`Return-Path:`, `Delivered-To:`,
+/// `Received:` with its folded lines) and behind only the `Date:` and `Message-ID:` that
+/// OpenSMTPD adds to a message that has none.
+fn assert_mta_kept(stored: &[u8], sent: &[u8], what: &str) {
+    let split = |m: &[u8]| -> (String, Vec<u8>) {
+        let end = m
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("a header section");
+        (
+            String::from_utf8_lossy(&m[..end + 1]).into_owned(),
+            m[end + 2..].to_vec(),
+        )
+    };
+    let (stored_head, stored_body) = split(stored);
+    let (sent_head, sent_body) = split(sent);
+    assert!(
+        stored_body == sent_body,
+        "{what}: body {:?}, sent {:?}",
+        String::from_utf8_lossy(&stored_body),
+        String::from_utf8_lossy(&sent_body)
+    );
+    let at = stored_head
+        .find(&sent_head)
+        .unwrap_or_else(|| panic!("{what}: sent headers {sent_head:?} not in {stored_head:?}"));
+    let (front, back) = (&stored_head[..at], &stored_head[at + sent_head.len()..]);
+    assert!(front.contains("Received: from "), "{what}: {front}");
+    for line in front.lines() {
+        assert!(
+            ["Return-Path: ", "Delivered-To: ", "Received: ", "\t", " "]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "{what}: not a trace field in front: {line:?}"
+        );
+    }
+    for line in back.lines() {
+        let name = line.split(':').next().unwrap();
+        assert!(
+            ["Date", "Message-ID"].contains(&name)
+                && !sent_head
+                    .to_ascii_lowercase()
+                    .contains(&format!("\n{}:", name.to_ascii_lowercase())),
+            "{what}: the MTA added {line:?} to headers {sent_head:?}"
+        );
+    }
+}
+
+/// Issue #14: SMTP into a real MTA (a private OpenSMTPD) that delivers into a Maildir: each
+/// message arrives once, body and headers exactly as pop3 sent them (leading dots, 8-bit
+/// text, a last line without LF) behind the MTA's own trace headers; then the messages are
+/// deleted on the POP3 server and a second run sends nothing.
+#[test]
+fn smtp_into_opensmtpd_maildir_keeps_what_pop3_sent() {
+    let Some(mta) = crate::support::mta::Mta::start(&["bob"]) else {
+        return;
+    };
+    let pop = server(&MESSAGES);
+    let env = TestEnv::new();
+    smtp_account(
+        &env,
+        pop.port(),
+        &format!("127.0.0.1:{}", mta.port),
+        "'bob@localhost'",
+        "",
+    );
+    env.fetch_ok(&["-q"]);
+    assert!(
+        pop.uidls().is_empty(),
+        "deleted after the MTA accepted them"
+    );
+    let stored = mta.wait_messages("bob", 3);
+    mta.settle();
+    assert_eq!(mta.messages("bob").len(), 3, "{}", mta.log());
+    for (uidl, original) in MESSAGES {
+        let sent = delivered_form(original);
+        let subject = sent
+            .split(|&b| b == b'\n')
+            .find(|l| l.starts_with(b"Subject: "))
+            .unwrap();
+        let matching: Vec<&Vec<u8>> = stored
+            .iter()
+            .filter(|s| s.split(|&b| b == b'\n').any(|l| l == subject))
+            .collect();
+        assert_eq!(matching.len(), 1, "{uidl}: {}", mta.log());
+        assert_mta_kept(matching[0], &sent, uidl);
+    }
+    // The envelope sender came from Return-Path (OpenSMTPD writes it into its own
+    // Return-Path line), or <> without one.
+    let firsts: Vec<String> = stored
+        .iter()
+        .map(|s| {
+            String::from_utf8_lossy(&s[..s.iter().position(|&b| b == b'\n').unwrap()]).into_owned()
+        })
+        .collect();
+    assert!(
+        firsts.contains(&"Return-Path: <carol@example.org>".to_owned()),
+        "{firsts:?}"
+    );
+    env.fetch_ok(&["-q"]);
+    mta.settle();
+    assert_eq!(mta.messages("bob").len(), 3);
+}
+
+/// Issue #14: the MTA's own configuration refuses: 550 for a recipient it does not know
+/// (exit 74), 452 from its filter for `full` (exit 75). Nothing reaches a Maildir, nothing is
+/// recorded or deleted on the POP3 server; with the recipient fixed the next run delivers
+/// each message exactly once and then deletes it.
+#[test]
+fn smtp_mta_unknown_recipient_is_74_full_is_75_then_fixed_delivers_once() {
+    let Some(mta) = crate::support::mta::Mta::start(&["bob"]) else {
+        return;
+    };
+    let relay = format!("127.0.0.1:{}", mta.port);
+    for (recipient, code, says) in [
+        ("'nosuch@localhost'", 74, "550"),
+        ("'full@localhost'", 75, "452 4.2.2 Mailbox full"),
+    ] {
+        let bob_before = mta.messages("bob").len();
+        let pop = server(&MESSAGES[..2]);
+        let env = TestEnv::new();
+        smtp_account(&env, pop.port(), &relay, recipient, "");
+        let stderr = env.fetch_code(&[], code);
+        assert!(stderr.contains(says), "{recipient}: {stderr}");
+        assert!(
+            stderr.contains("refused message(s) 1, 2"),
+            "{recipient}: {stderr}"
+        );
+        assert_eq!(pop.uidls(), ["m1", "m2"], "{recipient}: nothing deleted");
+        // Again: still refused, still there (nothing was recorded).
+        env.fetch_code(&["-q"], code);
+        assert_eq!(pop.uidls(), ["m1", "m2"], "{recipient}: nothing deleted");
+        mta.settle();
+        assert_eq!(mta.messages("bob").len(), bob_before, "{recipient}");
+        assert!(mta.messages("full").is_empty(), "{recipient}");
+        smtp_account(&env, pop.port(), &relay, "'bob@localhost'", "");
+        env.fetch_ok(&["-q"]);
+        assert!(
+            pop.uidls().is_empty(),
+            "{recipient}: deleted once delivered"
+        );
+        mta.wait_messages("bob", bob_before + 2);
+        env.fetch_ok(&["-q"]);
+        mta.settle();
+        assert_eq!(
+            mta.messages("bob").len(),
+            bob_before + 2,
+            "{recipient}: once"
+        );
+    }
+}
+
+/// Issue #14, `deliver.starttls` against a real MTA that does not offer STARTTLS: the run
+/// fails (exit 69, naming the missing STARTTLS) and never falls back to plaintext: the MTA
+/// receives no message, nothing is recorded or deleted. (The TLS handshake itself, trusted
+/// and untrusted, is tested against the scripted peer in src/deliver/smtp/tests.rs: this
+/// OpenSMTPD cannot serve TLS, see tests/support/mta.rs.)
+#[test]
+fn smtp_starttls_required_but_not_offered_by_the_mta_sends_nothing() {
+    let Some(mta) = crate::support::mta::Mta::start(&["bob"]) else {
+        return;
+    };
+    let pop = server(&MESSAGES[..1]);
+    let env = TestEnv::new();
+    smtp_account(
+        &env,
+        pop.port(),
+        &format!("127.0.0.1:{}", mta.port),
+        "'bob@localhost'",
+        "deliver.starttls = true\n",
+    );
+    let stderr = env.fetch_code(&[], 69);
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
+    assert_eq!(pop.uidls(), ["m1"]);
+    // Without deliver.starttls the same MTA takes it: the refusal above was the client's.
+    smtp_account(
+        &env,
+        pop.port(),
+        &format!("127.0.0.1:{}", mta.port),
+        "'bob@localhost'",
+        "",
+    );
+    mta.settle();
+    assert!(mta.messages("bob").is_empty(), "{}", mta.log());
+    assert!(!mta.log().contains("smtp message"), "{}", mta.log());
+    env.fetch_ok(&["-q"]);
+    assert!(pop.uidls().is_empty());
+    mta.wait_messages("bob", 1);
+}

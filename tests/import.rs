@@ -664,3 +664,60 @@ fn dry_run_prints_and_appending_keeps_the_existing_config() {
     let accounts = env.cmd().args(["accounts", "--check"]).output().unwrap();
     assert!(accounts.status.success(), "{}", text(&accounts.stderr));
 }
+
+/// mpop's default is `tls off`; with `auth user` it sent the password in the clear. The
+/// import carries that over as `allow_plaintext_password = true` (our config refuses USER
+/// over tls = "none" otherwise, and the whole import stopped), warns first thing, and the
+/// imported account then fetches from a plain POP3 server with USER/PASS.
+#[test]
+fn mpop_auth_user_without_tls_is_imported_with_a_warning_and_fetches() {
+    use crate::support::server::{self, Message, TestServer};
+    let pop = TestServer::builder()
+        .messages([Message {
+            uidl: "p1".into(),
+            body: b"Subject: plain\r\n\r\nx\r\n".to_vec(),
+        }])
+        .start();
+    let env = TestEnv::new();
+    let maildir = env.root().join("Mail");
+    let rc = env.write_file(
+        "mpoprc",
+        &format!(
+            "account plain\nhost 127.0.0.1\nport {}\nuser {}\npassword {}\nauth user\n\
+             keep on\ndelivery maildir {}\n",
+            pop.port(),
+            server::USER,
+            server::PASSWORD,
+            maildir.display()
+        ),
+        0o600,
+    );
+    let out = env
+        .cmd()
+        .args(["import", "mpop", "--no-keyring"])
+        .arg(&rc)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let first = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("pop3: not carried over"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        first.contains("[plain] WARNING: no TLS")
+            && first.contains("sends its password unencrypted, as it did with mpop"),
+        "{stderr}"
+    );
+    let config = fs::read_to_string(env.config_path()).unwrap();
+    assert!(config.contains("tls = \"none\""), "{config}");
+    assert!(
+        config.contains("\nallow_plaintext_password = true\n"),
+        "{config}"
+    );
+    assert!(config.contains("auth = \"user\""), "{config}");
+    env.fetch_ok(&["-q"]);
+    assert_eq!(fs::read_dir(maildir.join("new")).unwrap().count(), 1);
+    assert!(pop.verbs().iter().any(|v| v == "PASS"), "{:?}", pop.verbs());
+}

@@ -33,6 +33,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         args.files.clone()
     };
     let (mut parsed, idfile) = parse_files(args.from, &files)?;
+    let tool = match args.from {
+        ImportFrom::Fetchmail => "fetchmail",
+        ImportFrom::Mpop => "mpop",
+        ImportFrom::Getmail => "getmail",
+    };
+    import::plaintext_warnings(&mut parsed, tool);
     if parsed.accounts.is_empty() {
         print_dropped(&parsed);
         return Err(Error::new(

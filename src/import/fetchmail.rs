@@ -660,6 +660,9 @@ impl Poll {
                     "pop3 allows TLS 1.2 and 1.3 only (tls_min_version to raise it)",
                 );
             }
+            // Without TLS, fetchmail's `auth any` (the default) and `auth password` end in
+            // USER/PASS: the password went unencrypted.
+            super::carry_plaintext(&mut e.acc, true);
             let host = e.via.clone().unwrap_or_else(|| self.name.clone());
             e.acc.host = host.clone();
             e.acc.name = name.clone();
@@ -850,6 +853,35 @@ mod tests {
         let rc = parse_ok("poll a.example sslproto '' user x\npoll b.example\n");
         assert_eq!(rc.parsed.accounts[0].tls, TlsMode::None);
         assert_eq!(rc.parsed.accounts[1].user, "me");
+    }
+
+    /// Without TLS fetchmail's `auth any` (the default) and `auth password` end in USER/PASS;
+    /// APOP and CRAM-MD5 hide the password; with TLS nothing is sent in the clear.
+    #[test]
+    fn plain_pop3_with_user_pass_is_allowed_explicitly_and_warned_about() {
+        for (poll, allowed) in [
+            ("poll a sslproto '' user x\n", true),
+            ("poll a sslproto none auth password user x\n", true),
+            ("poll a sslproto '' protocol apop user x\n", false),
+            ("poll a sslproto '' auth cram-md5 user x\n", false),
+            ("poll a ssl user x\n", false),
+            ("poll a user x\n", false),
+        ] {
+            let mut rc = parse_ok(poll);
+            assert_eq!(
+                rc.parsed.accounts[0].allow_plaintext_password, allowed,
+                "{poll}"
+            );
+            crate::import::plaintext_warnings(&mut rc.parsed, "fetchmail");
+            let first = rc.parsed.dropped.first().map(|d| d.why.clone());
+            assert_eq!(
+                first.as_deref().is_some_and(
+                    |w| w.contains("sends its password unencrypted, as it did with fetchmail")
+                ),
+                allowed,
+                "{poll}: {first:?}"
+            );
+        }
     }
 
     #[test]

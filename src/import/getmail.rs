@@ -426,6 +426,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Parsed, ParseError> {
             );
         }
     }
+    // SimplePOP3Retriever logs in with USER/PASS (APOP with use_apop): unencrypted.
+    super::carry_plaintext(&mut a, true);
     out.accounts.push(a);
     Ok(out)
 }
@@ -515,6 +517,30 @@ mod tests {
         );
         let dropped: Vec<&str> = p.dropped.iter().map(|d| d.option.as_str()).collect();
         assert_eq!(dropped, ["message_log", "[filter-spam]"]);
+    }
+
+    /// SimplePOP3Retriever logs in with USER/PASS over plain TCP: allowed explicitly; with
+    /// use_apop or SSL it is not needed.
+    #[test]
+    fn simple_pop3_with_user_pass_is_allowed_explicitly() {
+        for (retriever, allowed) in [
+            ("type = SimplePOP3Retriever\n", true),
+            ("type = SimplePOP3Retriever\nuse_apop = true\n", false),
+            ("type = SimplePOP3SSLRetriever\n", false),
+        ] {
+            let p = parse(
+                Path::new("getmailrc"),
+                &format!(
+                    "[retriever]\n{retriever}server = h\nusername = u\npassword = p\n\
+                     [destination]\ntype = Maildir\npath = ~/M/\n"
+                ),
+            )
+            .unwrap();
+            assert_eq!(
+                p.accounts[0].allow_plaintext_password, allowed,
+                "{retriever}"
+            );
+        }
     }
 
     #[test]

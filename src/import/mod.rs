@@ -91,6 +91,10 @@ pub struct Imported {
     pub tls_fingerprint: Option<String>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
+    /// The other tool sent the password unencrypted (USER/PASS, PLAIN or LOGIN without
+    /// TLS): `allow_plaintext_password = true` keeps the account working, and the import
+    /// warns about it ([`plaintext_warnings`]).
+    pub allow_plaintext_password: bool,
     pub password: Option<Password>,
     /// A mechanism's config name (`auth = "..."`), `None` for auto.
     pub auth: Option<&'static str>,
@@ -119,6 +123,7 @@ impl Imported {
             tls_fingerprint: None,
             tls_cert_file: None,
             tls_key_file: None,
+            allow_plaintext_password: false,
             password: None,
             auth: None,
             keep: true,
@@ -255,6 +260,12 @@ pub fn to_toml(a: &Imported, placement: PasswordPlacement) -> String {
         TlsMode::None => "none",
     };
     let _ = writeln!(t, "tls = \"{tls}\"");
+    if a.allow_plaintext_password {
+        t.push_str(
+            "# The password crosses the network unencrypted, as it did before the import.\n\
+             allow_plaintext_password = true\n",
+        );
+    }
     for (key, value) in [
         ("tls_ca_file", &a.tls_ca_file),
         ("tls_fingerprint", &a.tls_fingerprint),
@@ -306,6 +317,46 @@ pub fn expand_home(path: &str, home: &Path) -> PathBuf {
 fn is_sha256_hex(s: &str) -> bool {
     let hex: String = s.chars().filter(|&c| c != ':').collect();
     hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Whether logging in with `auth` (a config name; `None`: the other tool's automatic
+/// choice, which `plain_auto` says may fall back to USER/PASS) sends the password as it is.
+fn reveals_password(auth: Option<&str>, plain_auto: bool) -> bool {
+    use crate::proto::auth::Mechanism;
+    match auth {
+        None => plain_auto,
+        Some(name) => Mechanism::from_config_name(name).is_some_and(|m| m.reveals_password()),
+    }
+}
+
+/// Set `allow_plaintext_password` on an account without TLS whose login sends the password
+/// unencrypted, so that the imported account works as it did (our config refuses that
+/// combination otherwise).
+fn carry_plaintext(a: &mut Imported, plain_auto: bool) {
+    a.allow_plaintext_password = a.tls == TlsMode::None && reveals_password(a.auth, plain_auto);
+}
+
+/// Put a warning for every account that sends its password unencrypted at the top of the
+/// list of what changed, so that it is the first thing the user reads.
+pub fn plaintext_warnings(parsed: &mut Parsed, tool: &str) {
+    let warnings: Vec<Dropped> = parsed
+        .accounts
+        .iter()
+        .filter(|a| a.allow_plaintext_password)
+        .map(|a| Dropped {
+            file: a.file.clone(),
+            line: a.line,
+            account: a.name.clone(),
+            option: "WARNING: no TLS".to_owned(),
+            why: format!(
+                "this account sends its password unencrypted, as it did with {tool} \
+                 (allow_plaintext_password = true); consider tls = \"starttls\" or \
+                 tls = \"implicit\" if {} offers TLS",
+                a.host
+            ),
+        })
+        .collect();
+    parsed.dropped.splice(0..0, warnings);
 }
 
 /// A POP3 mechanism name of the other tools, as our config name; `None` when we have no

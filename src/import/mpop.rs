@@ -397,6 +397,9 @@ fn account(
         // Our default port follows our default tls, which is not mpop's.
         a.port.get_or_insert(110);
     }
+    // `auth user|plain|login` with `tls off`: mpop sent the password in the clear (its
+    // automatic choice never picks those methods without TLS).
+    super::carry_plaintext(&mut a, false);
     if a.user.is_empty() {
         return Err(ParseError::new(
             file,
@@ -564,6 +567,36 @@ mod tests {
             Some(Deliver::Mda("/usr/bin/procmail -f '%F'".into()))
         );
         assert_eq!(p.dropped.len(), 2);
+    }
+
+    /// `auth user|plain|login` with `tls off` (mpop's default) sent the password in the
+    /// clear: carried over with allow_plaintext_password, which the TOML shows. mpop's
+    /// automatic choice and a hiding mechanism do not need it, nor does TLS.
+    #[test]
+    fn plaintext_login_without_tls_is_allowed_explicitly() {
+        for (lines, allowed) in [
+            ("auth user\n", true),
+            ("auth plain\n", true),
+            ("auth login\n", true),
+            ("", false),
+            ("auth on\n", false),
+            ("auth cram-md5\n", false),
+            ("auth user\ntls on\n", false),
+        ] {
+            let p = parse(
+                Path::new("rc"),
+                &format!("account a\nhost h\nuser u\n{lines}delivery maildir ~/M\n"),
+            )
+            .unwrap();
+            let a = &p.accounts[0];
+            assert_eq!(a.allow_plaintext_password, allowed, "{lines:?}");
+            let toml = crate::import::to_toml(a, crate::import::PasswordPlacement::Literal);
+            assert_eq!(
+                toml.contains("\nallow_plaintext_password = true\n"),
+                allowed,
+                "{toml}"
+            );
+        }
     }
 
     #[test]

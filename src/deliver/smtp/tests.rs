@@ -1,6 +1,7 @@
 //! The LMTP/SMTP client against a scripted peer on a Unix socket: the hostile cases
 //! (multi-line and over-long replies, non-numeric codes, a drop mid-DATA) and the reply
-//! rules. The real servers (Dovecot LMTP, OpenSMTPD) are in tests/delivery.rs.
+//! rules, and STARTTLS against a TLS peer on 127.0.0.1. The real servers (Dovecot LMTP,
+//! OpenSMTPD) are in tests/delivery.rs.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
@@ -294,4 +295,208 @@ fn reply_lines_parse() {
     assert_eq!(envelope_sender("bob@example.org"), "bob@example.org");
     assert_eq!(envelope_sender(NO_SENDER), "");
     assert_eq!(helo_name("my host"), "localhost");
+}
+
+/// What the TLS peer saw: the lines before STARTTLS and the lines inside TLS.
+#[derive(Default)]
+struct TlsSeen {
+    plain: Vec<u8>,
+    tls: Vec<u8>,
+}
+
+/// Answer SMTP commands on `r` (a well-behaved MTA) until QUIT or the end. Returns true when
+/// the client sent STARTTLS (answered with 220, nothing read beyond it).
+fn converse<S: io::Read + io::Write>(
+    r: &mut BufReader<S>,
+    log: &mut Vec<u8>,
+    ehlo: &'static [u8],
+) -> bool {
+    let mut in_data = false;
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        log.extend_from_slice(&line);
+        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        if in_data {
+            if text != "." {
+                continue;
+            }
+            in_data = false;
+        }
+        let answer: &[u8] = match text.as_str() {
+            t if t.starts_with("EHLO") => ehlo,
+            "STARTTLS" => {
+                let _ = r.get_mut().write_all(b"220 2.0.0 ready to start TLS\r\n");
+                return true;
+            }
+            "DATA" => {
+                in_data = true;
+                b"354 go ahead\r\n"
+            }
+            "." => b"250 2.0.0 queued\r\n",
+            "QUIT" => {
+                let _ = r.get_mut().write_all(b"221 bye\r\n");
+                return false;
+            }
+            _ => b"250 ok\r\n",
+        };
+        if r.get_mut().write_all(answer).is_err() {
+            return false;
+        }
+    }
+}
+
+/// An SMTP peer on 127.0.0.1 that offers STARTTLS (when `offer`) with a certificate for
+/// `127.0.0.1` signed by a fresh CA, whose PEM it writes to `dir/ca.pem`. Returns the port,
+/// that CA file, and what it saw before and inside TLS (complete once the thread ends).
+fn tls_peer(
+    dir: &tempfile::TempDir,
+    offer: bool,
+) -> (u16, PathBuf, Arc<Mutex<TlsSeen>>, thread::JoinHandle<()>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &Issuer::new(ca, ca_key))
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(TlsSeen::default()));
+    let log = seen.clone();
+    let ehlo: &'static [u8] = if offer {
+        b"250-peer\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+    } else {
+        b"250-peer\r\n250 8BITMIME\r\n"
+    };
+    let handle = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(tcp);
+        if r.get_mut().write_all(b"220 peer ESMTP\r\n").is_err() {
+            return;
+        }
+        let mut plain = Vec::new();
+        let upgrade = converse(&mut r, &mut plain, ehlo);
+        log.lock().unwrap().plain = plain;
+        if !upgrade {
+            return;
+        }
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let tls = rustls::StreamOwned::new(conn, r.into_inner());
+        let mut inside = Vec::new();
+        converse(
+            &mut BufReader::new(tls),
+            &mut inside,
+            b"250-peer\r\n250 8BITMIME\r\n",
+        );
+        log.lock().unwrap().tls = inside;
+    });
+    (port, ca_file, seen, handle)
+}
+
+fn tcp_relay(port: u16, ca_file: Option<PathBuf>) -> Relay {
+    Relay {
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".to_owned(),
+            port,
+        },
+        recipients: vec!["alice@example.org".to_owned()],
+        starttls: true,
+        tls_ca_file: ca_file,
+        timeout: Duration::from_secs(5),
+        delivery_timeout: Duration::from_secs(5),
+    }
+}
+
+/// `deliver.starttls` with the peer's CA as `tls_ca_file`: EHLO and STARTTLS in plaintext,
+/// then EHLO again, MAIL, RCPT and the message only inside TLS.
+#[test]
+fn starttls_with_a_trusted_certificate_sends_the_message_only_inside_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca, seen, peer) = tls_peer(&dir, true);
+    let mut sink = Smtp::new(Protocol::Smtp, tcp_relay(port, Some(ca)));
+    deliver(&mut sink, b"Subject: secret\n\nbody\n").unwrap();
+    peer.join().unwrap();
+    let seen = seen.lock().unwrap();
+    let plain = String::from_utf8_lossy(&seen.plain);
+    let tls = String::from_utf8_lossy(&seen.tls);
+    assert!(
+        plain.starts_with("EHLO ") && plain.ends_with("\r\nSTARTTLS\r\n"),
+        "{plain:?}"
+    );
+    assert_eq!(plain.matches("\r\n").count(), 2, "{plain:?}");
+    assert!(tls.starts_with("EHLO "), "{tls:?}");
+    assert!(
+        tls.contains("MAIL FROM:<> BODY=8BITMIME\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+            || tls.contains("MAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n"),
+        "{tls:?}"
+    );
+    assert!(
+        tls.contains("Subject: secret\r\n\r\nbody\r\n.\r\nQUIT\r\n"),
+        "{tls:?}"
+    );
+}
+
+/// The certificate is verified as for POP3: with the public roots (no `tls_ca_file`) the
+/// test CA is unknown, the handshake fails, and no MAIL is sent, inside TLS or out.
+#[test]
+fn starttls_with_an_untrusted_certificate_fails_before_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _ca, seen, peer) = tls_peer(&dir, true);
+    let mut sink = Smtp::new(Protocol::Smtp, tcp_relay(port, None));
+    let err = deliver(&mut sink, b"Subject: secret\n\nbody\n").unwrap_err();
+    assert!(!err.is_per_message(), "a session error: {err}");
+    assert!(
+        format!("{err:#}").contains("not signed by a trusted authority"),
+        "{err:#}"
+    );
+    peer.join().unwrap();
+    let seen = seen.lock().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&seen.plain),
+        String::from_utf8_lossy(&seen.tls)
+    );
+    assert!(!all.contains("MAIL"), "{all:?}");
+    assert!(!all.contains("secret"), "{all:?}");
+}
+
+/// A server that does not offer STARTTLS when `deliver.starttls` asks for it: an error
+/// before MAIL FROM, never a silent plaintext delivery.
+#[test]
+fn starttls_not_offered_is_an_error_before_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca, seen, peer) = tls_peer(&dir, false);
+    let mut sink = Smtp::new(Protocol::Smtp, tcp_relay(port, Some(ca)));
+    let err = deliver(&mut sink, b"Subject: secret\n\nbody\n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.message().contains("does not offer STARTTLS"), "{err}");
+    peer.join().unwrap();
+    let seen = seen.lock().unwrap();
+    let plain = String::from_utf8_lossy(&seen.plain);
+    assert!(plain.starts_with("EHLO "), "{plain:?}");
+    assert!(
+        !plain.contains("MAIL") && !plain.contains("STARTTLS"),
+        "{plain:?}"
+    );
+    assert!(seen.tls.is_empty());
 }
