@@ -28,20 +28,18 @@
 //! its whole process group.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::process::{ChildStderr, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use super::envelope::{HeaderSniffer, NO_SENDER};
+use super::envelope::NO_SENDER;
+use super::spool::Spool;
 use super::{Envelope, Pending, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::sanitize::sanitize;
 use crate::secret::child::{self, Group};
-
-/// The message is spooled through a buffer this large.
-const BUFFER: usize = 64 * 1024;
 
 /// How much of the MDA's stderr is kept: the end is where the reason usually is.
 const STDERR_KEEP: usize = 4 * 1024;
@@ -160,13 +158,7 @@ impl Sink for Mda {
     /// `ErrorKind::Config` for an empty command.
     fn begin(&mut self, envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>> {
         self.check()?;
-        let spool = tempfile::tempfile().map_err(|e| {
-            Error::with_source(
-                ErrorKind::Io,
-                "cannot create a temporary file for the MDA (is $TMPDIR writable?)",
-                e,
-            )
-        })?;
+        let spool = Spool::new()?;
         Ok(Box::new(MdaPending {
             mda: self,
             env: MessageEnv {
@@ -174,9 +166,7 @@ impl Sink for Mda {
                 uid: envelope.uid.to_string(),
                 size: envelope.size.0,
             },
-            sniffer: HeaderSniffer::new(),
-            spool: BufWriter::with_capacity(BUFFER, spool),
-            failed: false,
+            spool,
         }))
     }
 }
@@ -318,17 +308,14 @@ fn summarize(stderr: &[u8]) -> String {
 struct MdaPending<'a> {
     mda: &'a Mda,
     env: MessageEnv,
-    /// Finds the envelope sender for `%F` in the header as it streams past.
-    sniffer: HeaderSniffer,
-    spool: BufWriter<File>,
-    /// A write to the spool failed: the message is incomplete and must not be delivered.
-    failed: bool,
+    /// The message, and the envelope sender for `%F` found in its header.
+    spool: Spool,
 }
 
 impl MdaPending<'_> {
     /// The envelope sender as found (`POP3_SENDER`); `%F` gets [`percent_f`] of it.
     fn sender(&self) -> String {
-        let sender = self.sniffer.sender();
+        let sender = self.spool.sender();
         if !is_plain_address(&sender) {
             log::warn!(
                 "envelope sender {} is not a plain address; using {NO_SENDER} for %F \
@@ -342,20 +329,9 @@ impl MdaPending<'_> {
     /// Run the MDA on the complete spooled message and judge its exit status; `tick` is
     /// called about every `every` while it runs (keep-alive, [`Pending::commit_ticking`]).
     fn deliver(self, every: Option<Duration>, tick: &mut dyn FnMut()) -> Result<()> {
-        if self.failed {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "an earlier write to the MDA spool file failed",
-            ));
-        }
         let sender = self.sender();
         let mda = self.mda;
-        let mut file = self
-            .spool
-            .into_inner()
-            .map_err(|e| mda.io_error("cannot spool the message for", e.into_error()))?;
-        file.rewind()
-            .map_err(|e| mda.io_error("cannot spool the message for", e))?;
+        let file = self.spool.finish()?;
         crate::crashpoint::hit("mda.spawn", &self.env.uid);
         let mut running = mda.spawn(&self.env, &sender, file)?;
         crate::crashpoint::hit("mda.started", &self.env.uid);
@@ -403,21 +379,11 @@ impl MdaPending<'_> {
 
 impl Write for MdaPending<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.failed {
-            return Err(io::Error::other("an earlier write to the MDA spool failed"));
-        }
-        if !self.sniffer.is_complete() {
-            // Only the header matters for the sender; the sniffer keeps what it needs.
-            self.sniffer.feed(data);
-        }
-        self.spool
-            .write_all(data)
-            .inspect_err(|_| self.failed = true)?;
-        Ok(data.len())
+        self.spool.write(data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.spool.flush()
     }
 }
 

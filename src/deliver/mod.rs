@@ -9,6 +9,7 @@ pub mod maildir;
 pub mod mbox;
 pub mod mda;
 pub mod smtp;
+pub mod spool;
 
 use std::io::Write;
 use std::time::Duration;

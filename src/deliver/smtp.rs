@@ -30,14 +30,15 @@
 //! that the POP3 session survives a server that filters for minutes before it answers.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use log::debug;
 
-use super::envelope::{HeaderSniffer, NO_SENDER};
+use super::envelope::NO_SENDER;
+use super::spool::Spool;
 use super::{Envelope, Pending, Sink};
 use crate::config::{Endpoint, Relay};
 use crate::error::{Error, ErrorKind, Result};
@@ -112,20 +113,10 @@ fn helo_name(host: &str) -> String {
 
 impl Sink for Smtp {
     fn begin(&mut self, envelope: &Envelope<'_>) -> Result<Box<dyn Pending + '_>> {
-        let spool = tempfile::tempfile().map_err(|e| {
-            Error::with_source(
-                ErrorKind::Io,
-                "cannot create a temporary file for the message (is $TMPDIR writable?)",
-                e,
-            )
-        })?;
         Ok(Box::new(SmtpPending {
             sink: self,
             uid: envelope.uid.to_string(),
-            sniffer: HeaderSniffer::new(),
-            spool: BufWriter::with_capacity(BUFFER, spool),
-            eight_bit: false,
-            failed: false,
+            spool: Spool::new()?,
         }))
     }
 
@@ -139,30 +130,16 @@ impl Sink for Smtp {
 struct SmtpPending<'a> {
     sink: &'a Smtp,
     uid: String,
-    sniffer: HeaderSniffer,
-    spool: BufWriter<File>,
-    /// The message has bytes beyond ASCII (BODY=8BITMIME when offered).
-    eight_bit: bool,
-    failed: bool,
+    spool: Spool,
 }
 
 impl Write for SmtpPending<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.failed {
-            return Err(io::Error::other("an earlier write to the spool failed"));
-        }
-        if !self.sniffer.is_complete() {
-            self.sniffer.feed(data);
-        }
-        self.eight_bit |= !data.is_ascii();
-        self.spool
-            .write_all(data)
-            .inspect_err(|_| self.failed = true)?;
-        Ok(data.len())
+        self.spool.write(data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.spool.flush()
     }
 }
 
@@ -179,22 +156,11 @@ impl Pending for SmtpPending<'_> {
 impl SmtpPending<'_> {
     fn deliver(self, every: Option<Duration>, tick: &mut dyn FnMut()) -> Result<()> {
         let sink = self.sink;
-        if self.failed {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "an earlier write to the spool file failed",
-            ));
-        }
-        let spool_error =
-            |e: io::Error| Error::with_source(ErrorKind::Io, "cannot spool the message", e);
-        let mut file = self
-            .spool
-            .into_inner()
-            .map_err(|e| spool_error(e.into_error()))?;
-        file.rewind().map_err(spool_error)?;
-        let sender = envelope_sender(&self.sniffer.sender());
+        let sender = envelope_sender(&self.spool.sender());
+        let eight_bit = self.spool.eight_bit();
+        let mut file = self.spool.finish()?;
         let mut client = Client::connect(sink, every, tick)?;
-        let result = client.transaction(&sender, self.eight_bit, &self.uid, &mut file);
+        let result = client.transaction(&sender, eight_bit, &self.uid, &mut file);
         // QUIT is a courtesy: the outcome is already decided.
         client.quit();
         result
