@@ -187,12 +187,17 @@ pub(super) fn recover(state: &mut SeenState, sink: &mut dyn Sink) -> Result<Opti
 /// Which UIDLs the server listed in this session, and the listing filter built on it: a
 /// message already recorded is left out of the listing unless the plan may act on it (due
 /// for deletion, `--all`, or a deletion note that makes its size matter), so that a mailbox
-/// of 100 000 seen messages costs a 128-bit hash each here instead of a listing entry. A
+/// of 100 000 seen messages costs a 64-bit hash each here instead of a listing entry. A
 /// UIDL listed twice is refused, as the listing itself refuses it (with a repeated UIDL we
 /// could not tell which message was delivered).
+///
+/// The hashes are keyed anew in every run. Two UIDLs with the same hash (about one chance
+/// in 10^9 for a mailbox of 100 000) can only make a departed UIDL stay recorded (harmless)
+/// or be taken for a repeated UIDL (the run fails, and the next, with other keys, does
+/// not): never a loss.
 pub struct OnServer {
-    keys: (std::hash::RandomState, std::hash::RandomState),
-    listed: HashSet<u128>,
+    key: std::hash::RandomState,
+    listed: HashSet<u64>,
     /// How many of the listed UIDLs are recorded in the state, and how many the state held
     /// when the listing began: equal when no recorded UIDL has left the server.
     recorded: usize,
@@ -203,17 +208,17 @@ impl OnServer {
     /// Ready for a session's listing, against the state as it is now.
     pub fn new(state: &SeenState) -> OnServer {
         OnServer {
-            keys: Default::default(),
-            listed: HashSet::new(),
+            key: Default::default(),
+            // Most listed UIDLs are usually recorded ones: no regrowth on the way.
+            listed: HashSet::with_capacity(state.len()),
             recorded: 0,
             state_len: state.len(),
         }
     }
 
-    fn hash(&self, uid: &Uid) -> u128 {
+    fn hash(&self, uid: &Uid) -> u64 {
         use std::hash::BuildHasher;
-        (u128::from(self.keys.0.hash_one(uid.as_bytes())) << 64)
-            | u128::from(self.keys.1.hash_one(uid.as_bytes()))
+        self.key.hash_one(uid.as_bytes())
     }
 
     /// The listing filter ([`crate::client::Keep`]) for `uid`: note it, and say whether the
