@@ -406,6 +406,7 @@ bounded! {
     no_loss_crash_sim_mbox_keep: Mbox, keep = true, None;
     no_loss_crash_sim_mbox_delete: Mbox, keep = false, None;
     no_loss_crash_sim_mbox_refused_retr: Mbox, keep = false, RefusedRetr;
+    no_loss_crash_sim_mbox_reused_uidl: Mbox, keep = false, ReusedUidl;
     no_loss_crash_sim_mda_delete: Mda, keep = false, None;
     no_loss_crash_sim_mda_refused_dele: Mda, keep = false, RefusedDele;
 }
