@@ -424,8 +424,10 @@ the message is recorded; see \fBdeliver.smtp\fR for the rest.
 Deliver through an SMTP server, as fetchmail does: \fB"host"\fR or \fB"host:port"\fR (port
 25 when left out). EHLO, PIPELINING, 8BITMIME and SMTPUTF8 when offered; the envelope sender
 is the \fBReturn-Path:\fR address, else \fB<>\fR. A refused recipient means no DATA. 4xx:
-the message stays on the server and the run ends with exit 75; 5xx: it stays, is reported,
-and the run ends with exit 74; the other messages go on. A message is never deleted unless
+the message stays on the server and the run ends with exit 75; 5xx: it stays, is reported
+once, and that run ends with exit 74 (later runs try it again without reporting it or
+failing, until it is delivered or gone; a side file next to the seen-state remembers it);
+the other messages go on. A message is never deleted unless
 delivered. With LMTP and several recipients, a message some refuse after DATA stays
 unrecorded and the retry gives those that accepted a second copy.
 .TP

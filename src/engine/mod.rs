@@ -445,6 +445,9 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
             .filter
             .is_some()
             .then(|| Reported::load_skipped(&Reported::skipped_path_for(&state_path))),
+        refused: sink
+            .is_some()
+            .then(|| Reported::load_refused(&Reported::refused_path_for(&state_path))),
         ..Ledger::default()
     };
     let mut total = Summary::default();
