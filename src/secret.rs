@@ -80,15 +80,20 @@ fn prompt(account: &Account, key: &str) -> Result<Secret> {
             ),
         ));
     }
-    let what = if key == "password" {
-        "Password"
-    } else {
-        "OAuth client secret"
+    let text = match key {
+        "password" => format!(
+            "Password for {}@{}: ",
+            account.login.user, account.server.host
+        ),
+        "deliver.auth_password" => format!(
+            "Relay password (deliver.auth_password) of account {}: ",
+            account.name
+        ),
+        _ => format!(
+            "OAuth client secret for {}@{}: ",
+            account.login.user, account.server.host
+        ),
     };
-    let text = format!(
-        "{what} for {}@{}: ",
-        account.login.user, account.server.host
-    );
     rpassword::prompt_password(text)
         .map(Secret::new)
         .map_err(|e| Error::with_source(ErrorKind::Config, "cannot read the password", e))

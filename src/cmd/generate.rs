@@ -424,8 +424,10 @@ the message is recorded; see \fBdeliver.smtp\fR for the rest.
 Deliver through an SMTP server, as fetchmail does: \fB"host"\fR or \fB"host:port"\fR (port
 25 when left out). EHLO, PIPELINING, 8BITMIME and SMTPUTF8 when offered; the envelope sender
 is the \fBReturn-Path:\fR address, else \fB<>\fR. A refused recipient means no DATA. 4xx:
-the message stays on the server and the run ends with exit 75; 5xx: it stays, is reported,
-and the run ends with exit 74; the other messages go on. A message is never deleted unless
+the message stays on the server and the run ends with exit 75; 5xx: it stays, is reported
+once, and that run ends with exit 74 (later runs try it again without reporting it or
+failing, until it is delivered or gone; a side file next to the seen-state remembers it);
+the other messages go on. A message is never deleted unless
 delivered. With LMTP and several recipients, a message some refuse after DATA stays
 unrecorded and the retry gives those that accepted a second copy.
 .TP
@@ -436,6 +438,25 @@ array. Default: the local user (\fB$USER\fR).
 \fBdeliver.starttls\fR
 With \fBdeliver.smtp\fR: require STARTTLS, checked against \fBtls_ca_file\fR or the
 public roots. Default \fBfalse\fR.
+.TP
+\fBdeliver.auth_user\fR
+With \fBdeliver.lmtp\fR or \fBdeliver.smtp\fR: log in to the server with SMTP AUTH (RFC
+4954) as this user, after EHLO and STARTTLS: PLAIN when the server offers it, else LOGIN.
+Refused (exit 78, before AUTH) without \fBdeliver.starttls\fR unless
+\fBdeliver.auth_plaintext\fR is set. A server refusing the login (535) ends the account's
+run with exit 74 (a delivery failure, not exit 77, which is for the POP3 login), nothing
+recorded or deleted; a 4xx answer ends it with exit 75. The password never appears in
+\fB-vv\fR output or in messages.
+.TP
+\fBdeliver.auth_password\fR
+The password of \fBdeliver.auth_user\fR, in the forms \fBpassword\fR takes: a string (in a
+file only its owner can read), \fBdeliver.auth_password.command\fR (with \fB.timeout\fR),
+\fB.env\fR or \fB.prompt = true\fR; not \fB.keyring\fR, which holds the POP3 password. It
+is obtained once per run, before the POP3 server is contacted.
+.TP
+\fBdeliver.auth_plaintext\fR
+Allow SMTP AUTH without STARTTLS (a unix: socket, or a server without TLS): the password
+crosses the connection unencrypted. Default \fBfalse\fR.
 .TP
 \fBmda_timeout\fR
 How long the delivery command may take per message: 1s to 24h. When it runs longer, its

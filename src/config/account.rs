@@ -96,7 +96,7 @@ impl PasswordCommand {
 }
 
 /// Where the password comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordSource {
     /// Written in the config file.
     Literal(Secret),
@@ -140,8 +140,8 @@ impl Target {
             Target::Maildir(p) => format!("maildir {}", p.display()),
             Target::Mbox(p) => format!("mbox {}", p.display()),
             Target::Mda { command, .. } => format!("mda {}", command.describe()),
-            Target::Lmtp(r) => format!("lmtp {} for {}", r.endpoint, r.recipients.join(", ")),
-            Target::Smtp(r) => format!("smtp {} for {}", r.endpoint, r.recipients.join(", ")),
+            Target::Lmtp(r) => format!("lmtp {}", r.describe()),
+            Target::Smtp(r) => format!("smtp {}", r.describe()),
             Target::Nowhere => "(none)".to_owned(),
         }
     }
@@ -183,6 +183,30 @@ pub struct Relay {
     /// The reply after the message's end may take this long (`mda_timeout`: a server may
     /// run a spam filter before it answers).
     pub delivery_timeout: Duration,
+    /// `deliver.auth_user` and its password: SMTP AUTH after EHLO (and STARTTLS).
+    pub auth: Option<RelayAuth>,
+}
+
+impl Relay {
+    /// `127.0.0.1:25 for alice (AUTH as relayuser)`.
+    fn describe(&self) -> String {
+        let mut s = format!("{} for {}", self.endpoint, self.recipients.join(", "));
+        if let Some(auth) = &self.auth {
+            s.push_str(&format!(" (AUTH as {})", auth.user));
+        }
+        s
+    }
+}
+
+/// SMTP AUTH at the relay (`deliver.auth_user`, `deliver.auth_password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAuth {
+    pub user: String,
+    /// Never [`PasswordSource::Default`] or [`PasswordSource::Keyring`] (those are the
+    /// POP3 password's).
+    pub password: PasswordSource,
+    /// `deliver.auth_plaintext`: AUTH is allowed without STARTTLS.
+    pub plaintext: bool,
 }
 
 /// Where the server is and how the connection to it is secured: all that `pop3 probe HOST`

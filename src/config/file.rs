@@ -181,6 +181,12 @@ pub struct DeliverTable {
     pub recipient: Option<OneOrMany>,
     /// STARTTLS before MAIL (SMTP).
     pub starttls: Option<bool>,
+    /// The user name for SMTP AUTH (PLAIN or LOGIN) at the relay.
+    pub auth_user: Option<String>,
+    /// Its password, in the same forms as `password` (not the keyring).
+    pub auth_password: Option<PasswordTable>,
+    /// SMTP AUTH without STARTTLS (the password crosses the wire unencrypted).
+    pub auth_plaintext: Option<bool>,
 }
 
 /// `password = "literal"` or `password.command = [...]` (with `password.timeout`) /

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub use account::{
     Account, AuthMech, CommandLine, Delivery, Endpoint, Login, PasswordCommand, PasswordSource,
-    Policy, Relay, Server, Target, TlsMode, TlsVersion,
+    Policy, Relay, RelayAuth, Server, Target, TlsMode, TlsVersion,
 };
 use file::{AccountTable, CommandSpec, ConfigFile, PasswordTable, TlsVersionName};
 
@@ -343,12 +343,14 @@ impl Config {
             },
             (None, None, None) => {
                 let d = t.deliver.clone().unwrap_or_default();
+                let auth = self.relay_auth(&d, &label)?;
                 let relay = |spec: &str, key: &str, default_port: u16| {
                     relay(
                         spec,
                         key,
                         &d,
                         &label,
+                        auth.clone(),
                         default_port,
                         t.tls_ca_file
                             .as_deref()
@@ -374,15 +376,15 @@ impl Config {
                         ),
                     ));
                 }
-                if (d.recipient.is_some() || d.starttls.is_some())
+                if (d.recipient.is_some() || d.starttls.is_some() || auth.is_some())
                     && d.lmtp.is_none()
                     && d.smtp.is_none()
                 {
                     return Err(Error::new(
                         ErrorKind::Config,
                         format!(
-                            "{label}: deliver.recipient and deliver.starttls belong to \
-                             deliver.lmtp or deliver.smtp"
+                            "{label}: deliver.recipient, deliver.starttls and \
+                             deliver.auth_user belong to deliver.lmtp or deliver.smtp"
                         ),
                     ));
                 }
@@ -524,6 +526,46 @@ impl Config {
             },
         })
     }
+    /// `deliver.auth_user` with `deliver.auth_password` (both or neither) and
+    /// `deliver.auth_plaintext`. Whether TLS protects it is checked in [`relay`].
+    fn relay_auth(&self, d: &file::DeliverTable, label: &str) -> Result<Option<RelayAuth>> {
+        let bad = |why: &str| Error::new(ErrorKind::Config, format!("{label}: {why}"));
+        let Some(user) = &d.auth_user else {
+            if d.auth_password.is_some() || d.auth_plaintext.is_some() {
+                return Err(bad(
+                    "deliver.auth_password and deliver.auth_plaintext need deliver.auth_user",
+                ));
+            }
+            return Ok(None);
+        };
+        if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+            return Err(bad(
+                "deliver.auth_user must be 1 to 256 characters without control characters",
+            ));
+        }
+        let password =
+            match self.password_source(d.auth_password.clone(), label, "deliver.auth_password")? {
+                PasswordSource::Default => {
+                    return Err(bad(
+                        "deliver.auth_user needs deliver.auth_password (a string, or \
+                     deliver.auth_password.command, .env or .prompt = true)",
+                    ));
+                }
+                PasswordSource::Keyring => {
+                    return Err(bad(
+                        "deliver.auth_password.keyring is not supported (the keyring holds the \
+                     POP3 password); use deliver.auth_password.command or .env",
+                    ));
+                }
+                p => p,
+            };
+        Ok(Some(RelayAuth {
+            user: user.clone(),
+            password,
+            plaintext: d.auth_plaintext.unwrap_or(false),
+        }))
+    }
+
     /// A `password` (or `oauth.client_secret`, named by `key`) table as a source: a
     /// literal only in a file nobody else can read, exactly one of the table's sources.
     fn password_source(
@@ -598,6 +640,7 @@ fn relay(
     key: &str,
     d: &file::DeliverTable,
     label: &str,
+    auth: Option<RelayAuth>,
     default_port: u16,
     tls_ca_file: Option<PathBuf>,
     timeout: Duration,
@@ -643,6 +686,13 @@ fn relay(
             "deliver.starttls needs a host:port, not a unix: socket".into(),
         ));
     }
+    if auth.as_ref().is_some_and(|a| !a.plaintext) && !starttls {
+        return Err(bad(
+            "deliver.auth_user would send the password unencrypted: set deliver.starttls = \
+             true (host:port only), or deliver.auth_plaintext = true if you accept that risk"
+                .into(),
+        ));
+    }
     Ok(Relay {
         endpoint,
         recipients,
@@ -650,6 +700,7 @@ fn relay(
         tls_ca_file,
         timeout,
         delivery_timeout,
+        auth,
     })
 }
 
@@ -990,6 +1041,70 @@ mod tests {
         let ok = config(&format!("{base}allow_plaintext_password = true\n")).unwrap();
         let a = ok.resolve(Some("a"), &Overrides::default()).unwrap();
         assert_eq!(a.server.port, 110);
+    }
+
+    #[test]
+    fn relay_auth_keys() {
+        let base = "[accounts.a]\nhost = \"h\"\nuser = \"u\"\ndeliver.smtp = \"mx:587\"\n\
+                    deliver.recipient = \"me\"\n";
+        let resolve = |extra: &str| {
+            config(&format!("{base}{extra}"))
+                .unwrap()
+                .resolve(Some("a"), &Overrides::default())
+        };
+        let a = resolve(
+            "deliver.starttls = true\ndeliver.auth_user = \"relay\"\n\
+             deliver.auth_password.command = [\"pass\", \"mx\"]\n",
+        )
+        .unwrap();
+        let Target::Smtp(r) = &a.delivery.target else {
+            panic!("{:?}", a.delivery.target)
+        };
+        let auth = r.auth.as_ref().unwrap();
+        assert_eq!(auth.user, "relay");
+        assert!(!auth.plaintext);
+        assert!(
+            matches!(&auth.password, PasswordSource::Command(PasswordCommand { line: CommandLine::Argv(v), .. }) if v == &["pass", "mx"])
+        );
+        assert!(a.delivery.target.describe().contains("(AUTH as relay)"));
+        let ok = resolve(
+            "deliver.auth_user = \"relay\"\ndeliver.auth_password = \"pw\"\n\
+             deliver.auth_plaintext = true\n",
+        )
+        .unwrap();
+        let Target::Smtp(r) = &ok.delivery.target else {
+            panic!()
+        };
+        assert!(r.auth.as_ref().unwrap().plaintext);
+        for (extra, want) in [
+            (
+                "deliver.auth_user = \"relay\"\ndeliver.auth_password = \"pw\"\n",
+                "unencrypted: set deliver.starttls",
+            ),
+            (
+                "deliver.starttls = true\ndeliver.auth_user = \"relay\"\n",
+                "needs deliver.auth_password",
+            ),
+            (
+                "deliver.starttls = true\ndeliver.auth_password = \"pw\"\n",
+                "need deliver.auth_user",
+            ),
+            (
+                "deliver.starttls = true\ndeliver.auth_user = \"relay\"\n\
+                 deliver.auth_password.keyring = true\n",
+                "keyring is not supported",
+            ),
+            (
+                "deliver.starttls = true\ndeliver.auth_user = \"relay\"\n\
+                 deliver.auth_password.env = \"X\"\ndeliver.auth_password.prompt = true\n",
+                "exactly one of deliver.auth_password.command",
+            ),
+        ] {
+            let err = resolve(extra).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{extra}: {err}");
+            assert!(err.to_string().contains(want), "{extra}: {err}");
+            assert!(!err.to_string().contains("pw\""), "{err}");
+        }
     }
 
     #[test]

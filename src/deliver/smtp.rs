@@ -25,6 +25,15 @@
 //! * a connection that drops, a timeout, or replies that are not SMTP (a non-numeric code,
 //!   a line or a reply too long): a session error, nothing recorded, nothing deleted.
 //!
+//! SMTP AUTH (RFC 4954), when `deliver.auth_user` is set: after EHLO (and STARTTLS), PLAIN
+//! (RFC 4616) when the server offers it, else LOGIN; never outside TLS unless
+//! `deliver.auth_plaintext`. The password is never logged (`-vv` shows `AUTH PLAIN ***`)
+//! nor put in an error. A refused AUTH (535 and any other 5xx) is a delivery failure, exit
+//! 74, but of the session, not of one message: every message would be refused the same
+//! way, and retrying the login once per message could lock the relay account. So the
+//! account's run stops there, nothing recorded, nothing deleted; a 4xx (454) is `Temporary`
+//! (75). It is not exit 77, which means the POP3 login failed.
+//!
 //! Replies are bounded: [`MAX_REPLY_LINE`] bytes a line, [`MAX_REPLY_LINES`] lines a reply.
 //! While waiting for a reply the caller's `tick` runs about every keep-alive interval, so
 //! that the POP3 session survives a server that filters for minutes before it answers.
@@ -35,6 +44,8 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use log::debug;
 
 use super::envelope::NO_SENDER;
@@ -43,7 +54,9 @@ use super::{Envelope, Pending, Sink};
 use crate::config::{Endpoint, Relay};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Stream;
+use crate::proto::auth::Mechanism;
 use crate::proto::sanitize::sanitize;
+use crate::secret::Secret;
 
 /// The longest reply line accepted, CRLF included (RFC 5321 section 4.5.3.1.5 says 512;
 /// real servers write longer texts).
@@ -78,6 +91,8 @@ pub struct Smtp {
     relay: Relay,
     /// The name we give in LHLO/EHLO.
     local_host: String,
+    /// The password for `relay.auth`, obtained when the sink was opened.
+    password: Option<Secret>,
 }
 
 impl Smtp {
@@ -87,7 +102,14 @@ impl Smtp {
             protocol,
             relay,
             local_host: helo_name(&crate::fsutil::hostname()),
+            password: None,
         }
+    }
+
+    /// The same sink with the password for `relay.auth` (SMTP AUTH).
+    pub fn with_password(mut self, password: Secret) -> Smtp {
+        self.password = Some(password);
+        self
     }
 
     /// `LMTP server unix:/run/dovecot/lmtp`, for messages.
@@ -277,6 +299,8 @@ struct Extensions {
     eight_bit_mime: bool,
     smtputf8: bool,
     starttls: bool,
+    auth_plain: bool,
+    auth_login: bool,
 }
 
 impl Extensions {
@@ -284,16 +308,23 @@ impl Extensions {
         let mut ext = Extensions::default();
         // The first line is the server's greeting text, the others one extension each.
         for line in reply.lines.iter().skip(1) {
-            let word = line
-                .split(|&b| b == b' ')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
-            match word.as_slice() {
+            let line = line.to_ascii_uppercase();
+            // `AUTH PLAIN LOGIN`, or the pre-standard `AUTH=PLAIN LOGIN` some servers add.
+            let mut words = line.split(|&b| b == b' ' || b == b'=');
+            match words.next().unwrap_or_default() {
                 b"PIPELINING" => ext.pipelining = true,
                 b"8BITMIME" => ext.eight_bit_mime = true,
                 b"SMTPUTF8" => ext.smtputf8 = true,
                 b"STARTTLS" => ext.starttls = true,
+                b"AUTH" => {
+                    for mech in words {
+                        match mech {
+                            b"PLAIN" => ext.auth_plain = true,
+                            b"LOGIN" => ext.auth_login = true,
+                            _ => {}
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -352,7 +383,101 @@ impl<'a> Client<'a> {
             client.starttls()?;
             client.hello()?;
         }
+        if sink.relay.auth.is_some() {
+            client.authenticate()?;
+        }
         Ok(client)
+    }
+
+    /// SMTP AUTH (RFC 4954) with PLAIN, else LOGIN: only inside TLS unless
+    /// `deliver.auth_plaintext`. The secret goes only into `send_hidden`.
+    fn authenticate(&mut self) -> Result<()> {
+        let sink = self.sink;
+        let (Some(auth), Some(secret)) = (&sink.relay.auth, &sink.password) else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "deliver.auth_user without its password",
+            ));
+        };
+        if !matches!(self.wire, Wire::Tls(..)) && !auth.plaintext {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "refusing to send the deliver.auth_user password to the {} without TLS; \
+                     set deliver.starttls = true, or deliver.auth_plaintext = true if you \
+                     accept that risk",
+                    sink.describe()
+                ),
+            ));
+        }
+        let mech = if self.ext.auth_plain {
+            Mechanism::Plain
+        } else if self.ext.auth_login {
+            Mechanism::Login
+        } else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} offers neither AUTH PLAIN nor AUTH LOGIN, which deliver.auth_user \
+                     needs",
+                    sink.describe()
+                ),
+            ));
+        };
+        let name = mech.sasl_name().unwrap_or_default();
+        let user = sanitize(auth.user.as_bytes());
+        let failed = |why: String| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("AUTH {name} as {user} at the {}: {why}", sink.describe()),
+            )
+        };
+        let mut sasl = crate::proto::auth::client(mech, &auth.user, secret)
+            .ok_or_else(|| failed("not a SASL mechanism".into()))?;
+        match sasl.initial_response() {
+            Some(ir) => self.send_hidden(
+                &format!("AUTH {name} {}\r\n", BASE64.encode(ir)),
+                &format!("AUTH {name} ***"),
+            )?,
+            None => self.send(&format!("AUTH {name}\r\n"))?,
+        }
+        // PLAIN needs at most one challenge, LOGIN two; a server asking more is broken.
+        for _ in 0..4 {
+            let reply = self.read_reply(sink.relay.timeout)?;
+            match reply.code {
+                235 => return sasl.finish().map_err(|e| failed(e.to_string())),
+                334 => {
+                    let text = reply.lines.first().map(Vec::as_slice).unwrap_or_default();
+                    let answer = BASE64
+                        .decode(text.trim_ascii())
+                        .map_err(|_| failed("a challenge that is not base64".into()))
+                        .and_then(|c| sasl.respond(&c).map_err(|e| failed(e.to_string())));
+                    match answer {
+                        Ok(a) => self.send_hidden(&format!("{}\r\n", BASE64.encode(a)), "***")?,
+                        Err(e) => {
+                            // RFC 4954 section 4: `*` cancels the exchange.
+                            if self.send("*\r\n").is_ok() {
+                                let _ = self.read_reply(sink.relay.timeout);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Error::new(
+                        kind_of(&reply),
+                        format!(
+                            "the {} refused AUTH {name} as {user}: {}; check \
+                             deliver.auth_user and deliver.auth_password. Nothing was \
+                             delivered; the messages stay on the POP3 server",
+                            sink.describe(),
+                            reply.shown()
+                        ),
+                    ));
+                }
+            }
+        }
+        Err(failed("more challenges than the mechanism has".into()))
     }
 
     /// LHLO or EHLO; SMTP falls back to HELO for a server without extensions.
@@ -621,6 +746,12 @@ impl<'a> Client<'a> {
         for line in text.lines() {
             debug!(target: "pop3::wire", "{} C: {}", self.sink.protocol.name(), sanitize(line.as_bytes()));
         }
+        self.write_raw(text.as_bytes())
+    }
+
+    /// Send a line holding a secret; the log shows `shown` instead.
+    fn send_hidden(&mut self, text: &str, shown: &str) -> Result<()> {
+        debug!(target: "pop3::wire", "{} C: {shown}", self.sink.protocol.name());
         self.write_raw(text.as_bytes())
     }
 

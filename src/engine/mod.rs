@@ -387,13 +387,26 @@ fn total_size(listing: &[Listed], indexes: &[usize]) -> u64 {
 
 /// Open the account's delivery target (before connecting: a target we cannot create is
 /// exit 73 at once, without touching the server).
-fn open_sink(target: &Target) -> Result<Box<dyn Sink>> {
-    Ok(match target {
+fn open_sink(account: &Account) -> Result<Box<dyn Sink>> {
+    // The relay's AUTH password is obtained once, up front: a failing password command
+    // stops the account before its POP3 server is touched.
+    let relay = |protocol, relay: &crate::config::Relay| -> Result<Box<dyn Sink>> {
+        let mut sink = Smtp::new(protocol, relay.clone());
+        if let Some(auth) = &relay.auth {
+            sink = sink.with_password(crate::secret::obtain_from(
+                account,
+                &auth.password,
+                "deliver.auth_password",
+            )?);
+        }
+        Ok(Box::new(sink))
+    };
+    Ok(match &account.delivery.target {
         Target::Maildir(dir) => Box::new(Maildir::open(dir)?),
         Target::Mbox(path) => Box::new(Mbox::open(path)?),
         Target::Mda { command, timeout } => Box::new(Mda::new(command.clone(), *timeout)),
-        Target::Lmtp(relay) => Box::new(Smtp::new(Protocol::Lmtp, relay.clone())),
-        Target::Smtp(relay) => Box::new(Smtp::new(Protocol::Smtp, relay.clone())),
+        Target::Lmtp(r) => relay(Protocol::Lmtp, r)?,
+        Target::Smtp(r) => relay(Protocol::Smtp, r)?,
         Target::Nowhere => {
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::Config,
@@ -419,7 +432,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     let mut sink = if opts.dry_run {
         None
     } else {
-        Some(open_sink(&account.delivery.target)?)
+        Some(open_sink(account)?)
     };
     if let Some(sink) = sink.as_deref_mut()
         && let Some(notice) = commit::recover(&mut state, sink)?
@@ -432,6 +445,9 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
             .filter
             .is_some()
             .then(|| Reported::load_skipped(&Reported::skipped_path_for(&state_path))),
+        refused: sink
+            .is_some()
+            .then(|| Reported::load_refused(&Reported::refused_path_for(&state_path))),
         ..Ledger::default()
     };
     let mut total = Summary::default();

@@ -51,6 +51,10 @@ pub struct Ledger {
     /// The messages the filter said to skip from now on (exit 2), kept in a side file;
     /// `None`: no such file (no filter, or a test).
     pub skipped: Option<Reported>,
+    /// The messages the delivery target refused for good (5xx) and that were reported
+    /// already, kept in a side file so that each is reported once (issue #14); `None`: no
+    /// delivery.
+    pub refused: Option<Reported>,
 }
 
 impl Ledger {
@@ -263,6 +267,22 @@ pub fn run_session<S: Read + Write>(
     for (i, bytes) in committer.recorded.drain(..) {
         delivered(progress, name, &listing[i], bytes, &mut summary, ledger);
     }
+    if let Some(reported) = &mut ledger.refused {
+        // Refused for good now, or before and neither delivered since nor gone. Advisory:
+        // a file we cannot write at worst repeats a report.
+        let keep: Vec<&Uid> = listing
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                outcome.refused_for_good.contains(i)
+                    || (reported.contains(&m.uid) && !ledger.fetched.contains(&m.uid))
+            })
+            .map(|(_, m)| &m.uid)
+            .collect();
+        if let Err(e) = reported.update(keep) {
+            log::warn!("{e:#}");
+        }
+    }
     result?;
     flushed?;
     // QUIT is never pipelined behind RETR: Dovecot, for one, may close the connection with
@@ -306,6 +326,8 @@ struct Outcome {
     refused_dele: Vec<usize>,
     /// The delivery target refused these (LMTP/SMTP 4xx or 5xx), with the error's kind.
     rejected: Vec<(usize, ErrorKind)>,
+    /// Refused for good (5xx) by the delivery target, reported now or by an earlier run.
+    refused_for_good: Vec<usize>,
     /// The filter failed for these.
     filter_failed: Vec<usize>,
 }
@@ -397,16 +419,35 @@ fn exchange<S: Read + Write>(
                     }
                     Delivered::Rejected(e) => {
                         // The LMTP/SMTP server refused it: unrecorded, it stays on the
-                        // server; the others go on.
-                        progress.notice(
-                            name,
-                            &Notice::Rejected {
-                                number: msg.number,
-                                uid: msg.uid.clone(),
-                                text: e.message().to_owned(),
-                            },
-                        );
-                        outcome.rejected.push((i, e.kind()));
+                        // server; the others go on. Refused for good (5xx) and reported
+                        // by an earlier run: tried again, but not reported again, and it
+                        // does not fail this run (issue #14).
+                        let for_good = e.kind() != ErrorKind::Temporary;
+                        let known = for_good
+                            && ledger
+                                .refused
+                                .as_ref()
+                                .is_some_and(|r| r.contains(&msg.uid));
+                        if for_good {
+                            outcome.refused_for_good.push(i);
+                        }
+                        if known {
+                            log::info!(
+                                "{name}: message {} still refused (reported before): {}",
+                                msg.number,
+                                e.message()
+                            );
+                        } else {
+                            progress.notice(
+                                name,
+                                &Notice::Rejected {
+                                    number: msg.number,
+                                    uid: msg.uid.clone(),
+                                    text: e.message().to_owned(),
+                                },
+                            );
+                            outcome.rejected.push((i, e.kind()));
+                        }
                     }
                 }
                 if let Some(e) = lost {

@@ -30,6 +30,9 @@ pub struct Reported {
 /// The header of the side file of messages the filter said to skip (exit 2).
 const SKIPPED_HEADER: &str = "pop3-skipped 1";
 
+/// The header of the side file of messages the delivery target refused (5xx).
+const REFUSED_HEADER: &str = "pop3-refused 1";
+
 impl Reported {
     /// The side file of the seen-state at `uidl_path` (`<key>.uidl` -> `<key>.too-big`).
     pub fn path_for(uidl_path: &Path) -> PathBuf {
@@ -41,6 +44,18 @@ impl Reported {
     /// filter judges those messages again: nothing is lost.
     pub fn skipped_path_for(uidl_path: &Path) -> PathBuf {
         uidl_path.with_extension("skipped")
+    }
+
+    /// The side file of the messages the delivery target refused for good (5xx), already
+    /// reported (`<key>.refused`): each is reported once, tried again every run, and
+    /// forgotten once delivered or gone from the server.
+    pub fn refused_path_for(uidl_path: &Path) -> PathBuf {
+        uidl_path.with_extension("refused")
+    }
+
+    /// Load a [`Reported::refused_path_for`] file.
+    pub fn load_refused(path: &Path) -> Reported {
+        Reported::load_with(path, REFUSED_HEADER)
     }
 
     /// Load a [`Reported::skipped_path_for`] file.

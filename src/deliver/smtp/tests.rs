@@ -65,6 +65,7 @@ fn relay(path: PathBuf, recipients: &[&str]) -> Relay {
         tls_ca_file: None,
         timeout: Duration::from_secs(5),
         delivery_timeout: Duration::from_secs(5),
+        auth: None,
     }
 }
 
@@ -304,12 +305,14 @@ struct TlsSeen {
     tls: Vec<u8>,
 }
 
-/// Answer SMTP commands on `r` (a well-behaved MTA) until QUIT or the end. Returns true when
-/// the client sent STARTTLS (answered with 220, nothing read beyond it).
+/// Answer SMTP commands on `r` (a well-behaved MTA) until QUIT or the end; `AUTH ...` gets
+/// `auth`. Returns true when the client sent STARTTLS (answered with 220, nothing read
+/// beyond it).
 fn converse<S: io::Read + io::Write>(
     r: &mut BufReader<S>,
     log: &mut Vec<u8>,
     ehlo: &'static [u8],
+    auth: &'static [u8],
 ) -> bool {
     let mut in_data = false;
     loop {
@@ -327,6 +330,7 @@ fn converse<S: io::Read + io::Write>(
         }
         let answer: &[u8] = match text.as_str() {
             t if t.starts_with("EHLO") => ehlo,
+            t if t.starts_with("AUTH") => auth,
             "STARTTLS" => {
                 let _ = r.get_mut().write_all(b"220 2.0.0 ready to start TLS\r\n");
                 return true;
@@ -354,6 +358,27 @@ fn converse<S: io::Read + io::Write>(
 fn tls_peer(
     dir: &tempfile::TempDir,
     offer: bool,
+) -> (u16, PathBuf, Arc<Mutex<TlsSeen>>, thread::JoinHandle<()>) {
+    let ehlo: &'static [u8] = if offer {
+        b"250-peer\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+    } else {
+        b"250-peer\r\n250 8BITMIME\r\n"
+    };
+    tls_peer_with(
+        dir,
+        ehlo,
+        b"250-peer\r\n250 8BITMIME\r\n",
+        b"502 no AUTH\r\n",
+    )
+}
+
+/// [`tls_peer`] answering EHLO with `plain_ehlo` before TLS and `tls_ehlo` inside, and AUTH
+/// with `auth`.
+fn tls_peer_with(
+    dir: &tempfile::TempDir,
+    plain_ehlo: &'static [u8],
+    tls_ehlo: &'static [u8],
+    auth: &'static [u8],
 ) -> (u16, PathBuf, Arc<Mutex<TlsSeen>>, thread::JoinHandle<()>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
@@ -383,11 +408,6 @@ fn tls_peer(
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(TlsSeen::default()));
     let log = seen.clone();
-    let ehlo: &'static [u8] = if offer {
-        b"250-peer\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
-    } else {
-        b"250-peer\r\n250 8BITMIME\r\n"
-    };
     let handle = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
         let mut r = BufReader::new(tcp);
@@ -395,7 +415,7 @@ fn tls_peer(
             return;
         }
         let mut plain = Vec::new();
-        let upgrade = converse(&mut r, &mut plain, ehlo);
+        let upgrade = converse(&mut r, &mut plain, plain_ehlo, auth);
         log.lock().unwrap().plain = plain;
         if !upgrade {
             return;
@@ -403,11 +423,7 @@ fn tls_peer(
         let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
         let tls = rustls::StreamOwned::new(conn, r.into_inner());
         let mut inside = Vec::new();
-        converse(
-            &mut BufReader::new(tls),
-            &mut inside,
-            b"250-peer\r\n250 8BITMIME\r\n",
-        );
+        converse(&mut BufReader::new(tls), &mut inside, tls_ehlo, auth);
         log.lock().unwrap().tls = inside;
     });
     (port, ca_file, seen, handle)
@@ -424,6 +440,7 @@ fn tcp_relay(port: u16, ca_file: Option<PathBuf>) -> Relay {
         tls_ca_file: ca_file,
         timeout: Duration::from_secs(5),
         delivery_timeout: Duration::from_secs(5),
+        auth: None,
     }
 }
 
@@ -499,4 +516,128 @@ fn starttls_not_offered_is_an_error_before_mail() {
         "{plain:?}"
     );
     assert!(seen.tls.is_empty());
+}
+
+const AUTH_USER: &str = "relayuser";
+const AUTH_PASS: &str = "s3cret-pw";
+
+fn with_auth(mut relay: Relay, plaintext: bool) -> Smtp {
+    relay.auth = Some(crate::config::RelayAuth {
+        user: AUTH_USER.to_owned(),
+        password: crate::config::PasswordSource::Literal(Secret::new(AUTH_PASS.to_owned())),
+        plaintext,
+    });
+    Smtp::new(Protocol::Smtp, relay).with_password(Secret::new(AUTH_PASS.to_owned()))
+}
+
+/// `deliver.auth_user` with STARTTLS: AUTH PLAIN (preferred over LOGIN) goes out only inside
+/// TLS, after the second EHLO, with `base64(NUL user NUL password)` as initial response;
+/// the plaintext EHLO offering AUTH does not tempt the client.
+#[test]
+fn auth_plain_is_sent_only_inside_tls_with_the_right_base64() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca, seen, peer) = tls_peer_with(
+        &dir,
+        b"250-peer\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n",
+        b"250-peer\r\n250-AUTH LOGIN PLAIN\r\n250 8BITMIME\r\n",
+        b"235 2.7.0 Authentication successful\r\n",
+    );
+    let mut sink = with_auth(tcp_relay(port, Some(ca)), false);
+    deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap();
+    peer.join().unwrap();
+    let seen = seen.lock().unwrap();
+    let plain = String::from_utf8_lossy(&seen.plain);
+    let tls = String::from_utf8_lossy(&seen.tls);
+    assert!(!plain.contains("AUTH"), "{plain:?}");
+    // printf '\0relayuser\0s3cret-pw' | base64
+    let want = "AUTH PLAIN AHJlbGF5dXNlcgBzM2NyZXQtcHc=\r\nMAIL FROM:<>";
+    assert!(tls.starts_with("EHLO ") && tls.contains(want), "{tls:?}");
+    assert_eq!(tls.matches("AUTH").count(), 1, "{tls:?}");
+}
+
+/// Without TLS (and without `deliver.auth_plaintext`) the client refuses to authenticate:
+/// no AUTH on the wire, no MAIL, a configuration error naming the server.
+#[test]
+fn auth_is_refused_without_tls() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        Some(match cmd {
+            c if c.starts_with("EHLO") => b"250-peer\r\n250 AUTH PLAIN LOGIN\r\n",
+            "QUIT" => b"221 bye\r\n",
+            _ => b"250 ok\r\n",
+        })
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, seen) = peer(&dir, script);
+    let mut sink = with_auth(relay(path, &["alice"]), false);
+    let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(!err.is_per_message(), "{err}");
+    assert!(
+        err.message().contains("without TLS") && err.message().contains("SMTP server unix:"),
+        "{err}"
+    );
+    let wire = sent(&seen);
+    assert!(!wire.contains("AUTH") && !wire.contains("MAIL"), "{wire}");
+}
+
+/// `deliver.auth_plaintext = true` and a server offering only LOGIN: user name, then
+/// password, each base64 in answer to a 334 challenge, then the message.
+#[test]
+fn auth_login_when_plain_is_not_offered_and_plaintext_is_allowed() {
+    fn script(cmd: &str) -> Option<&'static [u8]> {
+        Some(match cmd {
+            c if c.starts_with("EHLO") => b"250-peer\r\n250 AUTH=LOGIN\r\n",
+            "AUTH LOGIN" => b"334 VXNlcm5hbWU6\r\n",
+            "cmVsYXl1c2Vy" => b"334 UGFzc3dvcmQ6\r\n",
+            "czNjcmV0LXB3" => b"235 2.7.0 ok\r\n",
+            "DATA" => b"354 go\r\n",
+            "QUIT" => b"221 bye\r\n",
+            _ => b"250 ok\r\n",
+        })
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, seen) = peer(&dir, script);
+    let mut sink = with_auth(relay(path, &["alice"]), true);
+    deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap();
+    let wire = sent(&seen);
+    assert!(
+        wire.contains("\r\nAUTH LOGIN\r\ncmVsYXl1c2Vy\r\nczNjcmV0LXB3\r\nMAIL FROM:<>\r\n"),
+        "{wire}"
+    );
+}
+
+/// 535: a delivery failure (74) of the session, not of one message, naming the server and
+/// the user, never the password; no MAIL is sent.
+#[test]
+fn auth_535_is_a_session_error_naming_the_server_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca, seen, peer) = tls_peer_with(
+        &dir,
+        b"250-peer\r\n250 STARTTLS\r\n",
+        b"250-peer\r\n250 AUTH PLAIN\r\n",
+        b"535 5.7.8 Authentication credentials invalid\r\n",
+    );
+    let mut sink = with_auth(tcp_relay(port, Some(ca)), false);
+    let err = deliver(&mut sink, b"Subject: x\n\nbody\n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(!err.is_per_message(), "{err}");
+    let shown = format!("{err:#}");
+    assert!(
+        shown.contains(&format!("SMTP server 127.0.0.1:{port}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("535 5.7.8") && shown.contains(AUTH_USER),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(AUTH_PASS) && !shown.contains("czNjcmV0"),
+        "{shown}"
+    );
+    peer.join().unwrap();
+    let tls = String::from_utf8_lossy(&seen.lock().unwrap().tls).into_owned();
+    assert!(
+        tls.contains("AUTH PLAIN ") && !tls.contains("MAIL"),
+        "{tls:?}"
+    );
 }
