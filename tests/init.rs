@@ -3,6 +3,10 @@
 //! the TOML written, `pop3 accounts --check`, and that `pop3 fetch` with the new account
 //! fetches the Dovecot mailbox. Without Dovecot the tests print a notice and pass, unless
 //! POP3_REQUIRE_DOVECOT=1. Without a terminal `pop3 init` refuses with exit 64.
+//!
+//! The OAuth2 set-up runs against the test authorization server
+//! (tests/support/oauth_server.rs) and a Dovecot that checks tokens with it, through the
+//! "provider not listed" answers, since Google's and Microsoft's endpoints are out of reach.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::dovecot::Dovecot;
 use crate::support::env::{TestEnv, text};
+use crate::support::oauth_server::{self, OAuthServer};
 
 const USER: &str = "alice";
 const PASS: &str = "Init-s3cret";
@@ -358,6 +363,120 @@ fn init_over_stls_with_a_ca_file_and_a_password_command_keeps_existing_accounts(
     assert_eq!(delivered, 3);
     // keep = false: deleted on the server once delivered.
     assert_eq!(dc.stat(USER).0, 0);
+}
+
+/// A new user with an empty config and a provider that needs OAuth2: the server offers
+/// XOAUTH2, so init asks; the user gives the provider's URLs (a provider not listed), the
+/// client id and secret; init writes `auth = "xoauth2"` with the oauth table (the secret
+/// shown as ***), runs the device flow right away (the test server approves after its
+/// pending polls), logs in to Dovecot with the token, and `pop3 fetch` delivers the mailbox
+/// with nothing more than that.
+#[test]
+fn init_sets_up_an_oauth_account_signs_in_and_the_account_fetches() {
+    let oauth = OAuthServer::start();
+    let Some(dc) = oauth_server::dovecot(&oauth, &[(USER, "not-the-token")]) else {
+        return;
+    };
+    dc.add_messages(
+        USER,
+        [&b"From: bob@example.org\r\nSubject: oauth init\r\n\r\nHello.\r\n"[..]],
+    );
+    let env = TestEnv::new();
+    let mut t = Terminal::start(&env, &["init"]);
+    t.expect("Email address: ");
+    t.send("alice@example.test");
+    t.expect("Login name [alice@example.test]: ");
+    t.send(USER);
+    t.expect("POP3 server (HOST or HOST:PORT) [pop.example.test]: ");
+    t.send(&format!("127.0.0.1:{}", dc.pop3s_port));
+    t.expect("XOAUTH2");
+    t.expect("or stop (s)? ");
+    t.send("p");
+    t.expect("require OAuth2 sign-in instead of a password? [y/N] ");
+    t.send("y");
+    t.expect("whose URLs you give (o)? ");
+    t.send("o");
+    t.expect("Token URL: ");
+    t.send("http://127.0.0.1/token");
+    t.expect("must be an https:// URL");
+    t.expect("Token URL: ");
+    t.send(&oauth.url("token"));
+    t.expect("Device authorization URL (for a code entered on any device; empty: none): ");
+    t.send(&oauth.url("device"));
+    t.expect("Authorization URL (for a browser on this machine; empty: none): ");
+    t.send("");
+    t.expect("Scopes, separated by spaces: ");
+    t.send("mail");
+    t.expect("CA certificate file for these URLs (empty: the public roots): ");
+    t.send(&oauth.ca_file().display().to_string());
+    t.expect("\"Gmail and Microsoft 365 (OAuth2)\"");
+    t.expect("OAuth client id: ");
+    t.send(OAuthServer::CLIENT_ID);
+    t.expect("(not shown; empty: none): ");
+    t.send_secret(OAuthServer::CLIENT_SECRET);
+    t.expect("Deliver into this Maildir [~/Mail/inbox]: ");
+    t.send("");
+    t.expect("[Y/n]");
+    t.send("");
+    t.expect("Name for this account [example]: ");
+    t.send("work");
+    t.expect("get the client secret from");
+    t.expect("Choice [c]: ");
+    t.send("l");
+    t.expect("oauth.client_secret = \"***\"");
+    t.expect("Write it? [Y/n]");
+    t.send("y");
+    t.expect("Wrote account work");
+    t.expect("enter the code WDJB-MJHT");
+    t.expect("signed in; the refresh token is in ");
+    t.expect("logged in with xoauth2; 1 message(s)");
+    t.expect("pop3 fetch work");
+    let (code, transcript) = t.finish();
+    eprintln!("---- pop3 init transcript ----\n{transcript}\n------------------------------");
+    assert_eq!(code, Some(0), "{transcript}");
+    assert!(
+        !transcript.contains(OAuthServer::CLIENT_SECRET),
+        "{transcript}"
+    );
+    for secret in oauth.issued_secrets() {
+        assert!(
+            !transcript.contains(&secret),
+            "a token leaked: {transcript}"
+        );
+    }
+    assert_eq!(
+        oauth.received("client_secret")[0],
+        OAuthServer::CLIENT_SECRET
+    );
+
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    for line in [
+        "[accounts.work]",
+        "auth = \"xoauth2\"",
+        &format!("oauth.token_url = \"{}\"", oauth.url("token")),
+        &format!("oauth.device_url = \"{}\"", oauth.url("device")),
+        "oauth.scopes = [\"mail\"]",
+        &format!("oauth.client_id = \"{}\"", OAuthServer::CLIENT_ID),
+        &format!("oauth.client_secret = \"{}\"", OAuthServer::CLIENT_SECRET),
+    ] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "no {line:?} in:\n{config}"
+        );
+    }
+    assert!(
+        !config.lines().any(|l| l.starts_with("password")),
+        "{config}"
+    );
+
+    ok(&env, &["accounts", "--check"]);
+    ok(&env, &["fetch", "work"]);
+    let got = inbox(&env);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("Subject: oauth init"), "{}", got[0]);
+    // Dovecot let pop3 in only after asking the authorization server about the token.
+    assert!(oauth.introspected().iter().any(|(_, live)| *live));
+    drop(dc);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::dovecot::Dovecot;
 use crate::support::env::TestEnv;
-use crate::support::oauth_server::{Fault, OAuthServer};
+use crate::support::oauth_server::{self, Fault, OAuthServer};
 
 const MESSAGE: &[u8] = b"From: a@example.com\r\nSubject: oauth\r\n\r\nhello over a token\r\n";
 
@@ -25,29 +25,7 @@ struct Setup {
 /// OAUTHBEARER), one message for alice, and a test environment; `None` without Dovecot.
 fn setup() -> Option<Setup> {
     let oauth = OAuthServer::start();
-    let conf = oauth.public_dir().join("oauth2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "introspection_mode = post\n\
-             introspection_url = {}\n\
-             username_attribute = username\n\
-             active_attribute = active\n\
-             active_value = true\n\
-             tls_ca_cert_file = {}\n\
-             timeout_msecs = 5000\n",
-            oauth.url("introspect"),
-            oauth.ca_file().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let extra = format!(
-        "auth_mechanisms = plain xoauth2 oauthbearer\n\
-         passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
-        conf.display()
-    );
-    let dc = Dovecot::start_with(&[("alice", "not-the-token")], &extra)?;
+    let dc = oauth_server::dovecot(&oauth, &[("alice", "not-the-token")])?;
     dc.add_messages("alice", [MESSAGE]);
     Some(Setup {
         dc,

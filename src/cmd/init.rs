@@ -5,6 +5,12 @@
 //! `auth = "auto"`, over a verified connection only), asks where to deliver and where to
 //! keep the password, shows the new `[accounts.NAME]` table and appends it to the config.
 //!
+//! OAuth2 (issue #12): for a Google or Microsoft address, or when the server offers
+//! XOAUTH2/OAUTHBEARER and the user says the provider needs it, it asks for the client
+//! registered with the provider (or, for a provider not listed, its endpoints) instead of a
+//! password, writes `auth = "xoauth2"` with an `oauth` table, and then signs in at once with
+//! the code `pop3 auth` runs (`cmd::auth::sign_in`) and logs in with the token.
+//!
 //! Nothing is written until the end, an existing account is never replaced, and the result
 //! is loaded and resolved as `pop3 accounts --check` would before it is written. The dialogue
 //! goes to stderr; a password is read without echo and never shown. Without a terminal
@@ -16,13 +22,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::Context;
+use super::auth::{self, SignIn};
 use super::probe::{self, Opening};
 use crate::config::{
     self, Account, AuthMech, CommandLine, DEFAULT_PASSWORD_TIMEOUT, DEFAULT_TIMEOUT, Delivery,
-    Login, PasswordCommand, PasswordSource, Policy, Server, Target, TlsMode, paths,
+    Login, Overrides, PasswordCommand, PasswordSource, Policy, Server, Target, TlsMode, paths,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::tls;
+use crate::oauth::{self, store::KeyringItem};
 use crate::proto::auth::Mechanism;
 use crate::secret::Secret;
 use crate::session::{self, Connected, Opened};
@@ -90,7 +98,23 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     } else {
         vec![probe::split_host_port(&answer)?]
     };
-    let mut server = find_server(&mut d, &candidates)?;
+    let (mut server, offers_oauth) = find_server(&mut d, &candidates)?;
+
+    // OAuth2 for the providers that need it; for others only when the server offers it
+    // (without XOAUTH2 or OAUTHBEARER in its SASL list there is no way to use a token).
+    let endpoints = match provider.as_ref().and_then(|p| p.oauth) {
+        Some(p) => Some(Endpoints::Preset(p)),
+        None if offers_oauth
+            && d.yes(
+                "The server also accepts OAuth2 tokens. Does your provider require OAuth2 \
+                 sign-in instead of a password?",
+                false,
+            )? =>
+        {
+            Some(ask_endpoints(&mut d)?)
+        }
+        None => None,
+    };
 
     // The login, over the connection just checked.
     server.timeout = DEFAULT_TIMEOUT;
@@ -111,7 +135,25 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             keepalive: crate::config::DEFAULT_KEEPALIVE,
         },
     };
-    let (password, mechanism, count) = log_in(&mut account)?;
+    // With a password: log in now. With OAuth: the client now, the sign-in once written.
+    let mut credential = match &endpoints {
+        None => {
+            let (password, mechanism, count) = log_in(&mut account)?;
+            Credential::Password {
+                password,
+                mechanism,
+                count,
+            }
+        }
+        Some(e) => {
+            let (client_id, secret) = ask_client(&mut d, e)?;
+            Credential::OAuth {
+                endpoints: e.clone(),
+                client_id,
+                secret,
+            }
+        }
+    };
 
     // Where the mail goes and what stays on the server.
     let maildir = d.ask_with("Deliver into this Maildir", Some("~/Mail/inbox"), |p| {
@@ -148,15 +190,34 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     })?;
     account.name = name.clone();
-    let stored = store_password(&mut d, &account, &password)?;
-    drop(password);
+    let login = match &mut credential {
+        Credential::Password {
+            password,
+            mechanism,
+            ..
+        } => TableLogin::Password {
+            stored: store_password(&mut d, &account, password, Kept::Password)?,
+            mechanism: *mechanism,
+        },
+        Credential::OAuth {
+            endpoints,
+            client_id,
+            secret,
+        } => TableLogin::OAuth {
+            endpoints: endpoints.clone(),
+            client_id: client_id.clone(),
+            secret: match secret.take() {
+                Some(s) => Some(store_password(&mut d, &account, &s, Kept::ClientSecret)?),
+                None => None,
+            },
+        },
+    };
 
     let table = render(&Table {
         name: &name,
         server: &account.server,
         user: &account.login.user,
-        password: &stored,
-        mechanism,
+        login: &login,
         keep,
         maildir: &maildir,
     });
@@ -165,10 +226,12 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         config_path.display()
     ));
     for line in table.lines() {
-        if line.starts_with("password = ") {
-            say("password = \"***\"");
-        } else {
-            say(line);
+        match ["password", "oauth.client_secret"]
+            .into_iter()
+            .find(|key| line.starts_with(&format!("{key} = ")))
+        {
+            Some(key) => say(&format!("{key} = \"***\"")),
+            None => say(line),
         }
     }
     say("");
@@ -181,13 +244,20 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         "Wrote account {name} to {} (mode 0600).",
         config_path.display()
     ));
-    if let Stored::Literal(_) = stored {
-        say(
-            "Warning: the password is in that file, readable only by you (and by anyone who \
-             gets a copy of it: backups, dotfile repositories). `pop3 password set` with \
-             password.keyring = true, or password.command, keep it elsewhere.",
-        );
-    }
+    let count = match (&login, &credential) {
+        (TableLogin::Password { stored, .. }, Credential::Password { count, .. }) => {
+            if let Stored::Literal(_) = stored {
+                say(
+                    "Warning: the password is in that file, readable only by you (and by \
+                     anyone who gets a copy of it: backups, dotfile repositories). `pop3 \
+                     password set` with password.keyring = true, or password.command, keep \
+                     it elsewhere.",
+                );
+            }
+            *count
+        }
+        _ => sign_in_and_log_in(&config_path, &name)?,
+    };
     say(&format!(
         "\nNext: `pop3 fetch {name}` fetches the {count} message(s) now on the server (add -v \
          to see them); `pop3 state {name} mark-all-seen` marks them as seen instead. \
@@ -200,39 +270,189 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
 struct Provider {
     host: &'static str,
     note: &'static str,
+    /// Its OAuth2 preset, for the providers that sign in with OAuth2.
+    oauth: Option<oauth::Provider>,
 }
 
 /// The providers whose server is not at one of the usual names, or that need a word first.
 fn known_provider(domain: &str) -> Option<Provider> {
-    const OAUTH: &str = "needs OAuth for most accounts: auth = \"xoauth2\" with a \
-                         password.command that prints an access token (README, Logging in); an \
-                         app password works where the provider still allows one.";
     match domain {
         "gmail.com" | "googlemail.com" => Some(Provider {
             host: "pop.gmail.com",
-            note: leak(format!(
-                "Note: Gmail {OAUTH} Enable POP in Gmail's settings first."
-            )),
+            note: "Gmail signs in with OAuth2 (auth = \"xoauth2\"): this sets it up and signs \
+                   you in. Enable POP in Gmail's settings (Forwarding and POP/IMAP) first.",
+            oauth: Some(oauth::Provider::Google),
         }),
         "outlook.com" | "hotmail.com" | "live.com" | "msn.com" | "office365.com" => {
             Some(Provider {
                 host: "outlook.office365.com",
-                note: leak(format!("Note: Microsoft 365 / Outlook.com {OAUTH}")),
+                note: "Microsoft 365 / Outlook.com signs in with OAuth2 (auth = \"xoauth2\"): \
+                       this sets it up and signs you in.",
+                oauth: Some(oauth::Provider::Microsoft),
             })
         }
         _ => None,
     }
 }
 
-/// A note made once per run lives as long as the run.
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
+/// Where an OAuth2 account gets its tokens: a provider preset, or the endpoints of a
+/// provider not listed (the README's "Other providers").
+#[derive(Debug, Clone)]
+enum Endpoints {
+    Preset(oauth::Provider),
+    Own {
+        token_url: String,
+        device_url: Option<String>,
+        auth_url: Option<String>,
+        scopes: Vec<String>,
+        /// A private CA for these URLs, as typed (`~/...` is kept for the config).
+        ca_file: Option<String>,
+    },
+}
+
+/// Which provider signs the user in, for an address whose domain says nothing: Google,
+/// Microsoft, or one not listed, whose URLs the user types.
+fn ask_endpoints(d: &mut Dialogue) -> Result<Endpoints> {
+    let choice = d.choose(
+        "Which provider: Google (g), Microsoft (m), or a provider not listed, whose URLs you \
+         give (o)?",
+        &['g', 'm', 'o'],
+        None,
+    )?;
+    match choice {
+        'g' => return Ok(Endpoints::Preset(oauth::Provider::Google)),
+        'm' => return Ok(Endpoints::Preset(oauth::Provider::Microsoft)),
+        _ => {}
+    }
+    say("A provider not listed: its documentation names these URLs (https:// only).");
+    let url = |key: &'static str, optional: bool| {
+        move |u: &str| -> Option<String> {
+            if optional && u.is_empty() {
+                return None;
+            }
+            config::oauth::endpoint("the URL", key, u.to_owned())
+                .err()
+                .map(|e| e.message().to_owned())
+        }
+    };
+    let token_url = d.ask_with("Token URL", None, url("token_url", false))?;
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    let (device_url, auth_url) = loop {
+        let device = d.ask_with(
+            "Device authorization URL (for a code entered on any device; empty: none)",
+            Some(""),
+            url("device_url", true),
+        )?;
+        let auth = d.ask_with(
+            "Authorization URL (for a browser on this machine; empty: none)",
+            Some(""),
+            url("auth_url", true),
+        )?;
+        if device.is_empty() && auth.is_empty() {
+            say("  pop3 needs one of the two to sign in");
+            continue;
+        }
+        break (some(device), some(auth));
+    };
+    let scopes = d.ask_with("Scopes, separated by spaces", None, |s| {
+        s.split_whitespace()
+            .next()
+            .is_none()
+            .then(|| "at least one scope".to_owned())
+    })?;
+    let ca_file = d.ask_with(
+        "CA certificate file for these URLs (empty: the public roots)",
+        Some(""),
+        |p| {
+            if p.is_empty() {
+                return None;
+            }
+            match paths::config_path(p, "the CA file", "oauth.tls_ca_file") {
+                Ok(path) if !path.is_file() => Some(format!("no file {}", path.display())),
+                Ok(_) => None,
+                Err(e) => Some(e.message().to_owned()),
+            }
+        },
+    )?;
+    Ok(Endpoints::Own {
+        token_url,
+        device_url,
+        auth_url,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        ca_file: some(ca_file),
+    })
+}
+
+/// The client registered with the provider: its id and, if it has one, its secret (read
+/// without echo).
+fn ask_client(d: &mut Dialogue, endpoints: &Endpoints) -> Result<(String, Option<Secret>)> {
+    let who = match endpoints {
+        Endpoints::Preset(oauth::Provider::Google) => "Google",
+        Endpoints::Preset(oauth::Provider::Microsoft) => "Microsoft",
+        Endpoints::Own { .. } => "the provider",
+    };
+    say(&format!(
+        "pop3 signs in as a client you register with {who} once (README: \"Gmail and \
+         Microsoft 365 (OAuth2)\" says how)."
+    ));
+    let client_id = d.ask_with("OAuth client id", None, |c| {
+        c.chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+            .then(|| "a client id has no spaces".to_owned())
+    })?;
+    let secret = rpassword::prompt_password(
+        "OAuth client secret, if the client has one (not shown; empty: none): ",
+    )
+    .map_err(|e| Error::with_source(ErrorKind::Io, "cannot read the client secret", e))?;
+    let secret = secret.trim();
+    Ok((client_id, (!secret.is_empty()).then(|| Secret::new(secret))))
+}
+
+/// Once the account is written: sign in with the code `pop3 auth` runs, then log in with
+/// the token. Returns the message count. A failure leaves the account written and says
+/// how to try again.
+fn sign_in_and_log_in(config_path: &Path, name: &str) -> Result<u32> {
+    let again = |e: Error| {
+        say(&format!(
+            "The account is written, but this did not work: {}\nFix it and run `pop3 auth \
+             {name}` to sign in again.",
+            e.chain()
+        ));
+        e
+    };
+    let account = config::load(Some(config_path))
+        .and_then(|c| c.resolve(Some(name), &Overrides::default()))
+        .map_err(again)?;
+    say(&format!(
+        "\nSigning in (later, `pop3 auth {name}` does the same)..."
+    ));
+    let place = auth::sign_in(&account, SignIn::Default).map_err(again)?;
+    say(&format!(
+        "  signed in; {}",
+        auth::describe(&account, place)?
+    ));
+    say("Logging in with the token...");
+    let token = session::credential(&account, None).map_err(again)?;
+    let (mechanism, count, size) = try_login(&account, &token).map_err(again)?;
+    say(&format!(
+        "  logged in with {}; {count} message(s), {size} bytes on the server",
+        mechanism.config_name()
+    ));
+    Ok(count)
 }
 
 /// Try each candidate: port 995 with TLS, then 110 with STLS (or the given port both ways).
 /// The first that answers is shown; an untrusted certificate is pinned or checked against a
 /// CA file, as the user says.
-fn find_server(d: &mut Dialogue, candidates: &[(String, Option<u16>)]) -> Result<Server> {
+/// Also says whether the server offers an OAuth2 SASL mechanism.
+fn find_server(d: &mut Dialogue, candidates: &[(String, Option<u16>)]) -> Result<(Server, bool)> {
+    let offers_oauth = |opened: &Opened| {
+        opened
+            .caps
+            .sasl
+            .iter()
+            .any(|m| m == "XOAUTH2" || m == "OAUTHBEARER")
+    };
     let mut tried = Vec::new();
     for (host, port) in candidates {
         let attempts = match port {
@@ -251,8 +471,9 @@ fn find_server(d: &mut Dialogue, candidates: &[(String, Option<u16>)]) -> Result
                 Ok(Opening::Trusted(opened)) => {
                     show_certificates(&opened, "trusted (the public roots vouch for it)");
                     report_server(&opened);
+                    let oauth = offers_oauth(&opened);
                     let _ = opened.session.quit();
-                    return Ok(server);
+                    return Ok((server, oauth));
                 }
                 Ok(Opening::Untrusted {
                     chain,
@@ -269,20 +490,22 @@ fn find_server(d: &mut Dialogue, candidates: &[(String, Option<u16>)]) -> Result
                         "  NOT trusted: {}",
                         tls::describe_refusal(&reason)
                     ));
-                    match shown {
+                    let oauth = match shown {
                         Ok(opened) => {
                             report_server(&opened);
+                            let oauth = offers_oauth(&opened);
                             let _ = opened.session.quit();
+                            oauth
                         }
                         Err(e) => {
                             say(&format!("  and pinned to it: {}", e.chain()));
                             return Err(error);
                         }
-                    }
+                    };
                     if !tls::pinnable(&reason) {
                         return Err(error);
                     }
-                    return trust(d, server, &chain[0], error);
+                    return Ok((trust(d, server, &chain[0], error)?, oauth));
                 }
                 Err(e) => say(&format!("  no: {}", e.chain())),
             }
@@ -429,7 +652,46 @@ fn try_login(account: &Account, password: &Secret) -> Result<(Mechanism, u32, u6
     Ok((mechanism, count, size.0))
 }
 
-/// Where the account's password is kept.
+/// What the user logs in with, as asked.
+enum Credential {
+    /// Accepted by the server just now.
+    Password {
+        password: Secret,
+        mechanism: Mechanism,
+        count: u32,
+    },
+    /// Not tried yet: the sign-in comes once the account is written.
+    OAuth {
+        endpoints: Endpoints,
+        client_id: String,
+        secret: Option<Secret>,
+    },
+}
+
+/// Which secret [`store_password`] keeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Password,
+    ClientSecret,
+}
+
+impl Kept {
+    fn words(self) -> &'static str {
+        match self {
+            Kept::Password => "the password",
+            Kept::ClientSecret => "the client secret",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Kept::Password => "password",
+            Kept::ClientSecret => "oauth.client_secret",
+        }
+    }
+}
+
+/// Where the account's password (or client secret) is kept.
 enum Stored {
     Keyring,
     Command(String),
@@ -437,12 +699,21 @@ enum Stored {
     Literal(Secret),
 }
 
-/// Ask where to keep the password: the keyring when one answers, a command (checked: it
-/// must print the password just accepted), a prompt on every run, or the config file.
-fn store_password(d: &mut Dialogue, account: &Account, password: &Secret) -> Result<Stored> {
+/// Ask where to keep the password (or the client secret): the keyring when one answers, a
+/// command (checked: it must print the secret just typed), a prompt on every run, or the
+/// config file.
+fn store_password(
+    d: &mut Dialogue,
+    account: &Account,
+    password: &Secret,
+    kept: Kept,
+) -> Result<Stored> {
     let keyring =
         cfg!(feature = "keyring") && std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
-    say("Where should pop3 get the password from when it fetches?");
+    say(&format!(
+        "Where should pop3 get {} from when it fetches?",
+        kept.words()
+    ));
     if keyring {
         say("  k: the system keyring (not reachable from cron jobs)");
     }
@@ -456,7 +727,12 @@ fn store_password(d: &mut Dialogue, account: &Account, password: &Secret) -> Res
     };
     loop {
         match d.choose("Choice", options, Some(options[0]))? {
-            'k' => match crate::keyring::set(account, password) {
+            'k' => match match kept {
+                Kept::Password => crate::keyring::set(account, password),
+                Kept::ClientSecret => {
+                    oauth::store::keyring_set(account, KeyringItem::ClientSecret, password)
+                }
+            } {
                 Ok(()) => {
                     say("  stored in the keyring");
                     return Ok(Stored::Keyring);
@@ -464,24 +740,23 @@ fn store_password(d: &mut Dialogue, account: &Account, password: &Secret) -> Res
                 Err(e) => say(&format!("  the keyring failed: {}", e.chain())),
             },
             'c' => {
-                let default = format!("pass show mail/{}", account.name);
+                let default = match kept {
+                    Kept::Password => format!("pass show mail/{}", account.name),
+                    Kept::ClientSecret => format!("pass show mail/{}-client-secret", account.name),
+                };
                 let command = d.ask("Command", Some(&default))?;
-                let source = PasswordCommand {
+                let source = PasswordSource::Command(PasswordCommand {
                     line: CommandLine::Shell(command.clone()),
                     timeout: DEFAULT_PASSWORD_TIMEOUT,
-                };
-                let check = Account {
-                    login: Login {
-                        password: PasswordSource::Command(source),
-                        ..account.login.clone()
-                    },
-                    ..account.clone()
-                };
-                match crate::secret::obtain(&check) {
+                });
+                match crate::secret::obtain_from(account, &source, kept.key()) {
                     Ok(p) if p.expose() == password.expose() => {
                         return Ok(Stored::Command(command));
                     }
-                    Ok(_) => say("  that command prints something else than the password"),
+                    Ok(_) => say(&format!(
+                        "  that command prints something else than {}",
+                        kept.words()
+                    )),
                     Err(e) => say(&format!("  that command failed: {}", e.chain())),
                 }
             }
@@ -491,15 +766,37 @@ fn store_password(d: &mut Dialogue, account: &Account, password: &Secret) -> Res
     }
 }
 
+/// How the new account logs in, as written into the table.
+enum TableLogin {
+    Password {
+        stored: Stored,
+        mechanism: Mechanism,
+    },
+    OAuth {
+        endpoints: Endpoints,
+        client_id: String,
+        secret: Option<Stored>,
+    },
+}
+
 /// What goes into the new table.
 struct Table<'a> {
     name: &'a str,
     server: &'a Server,
     user: &'a str,
-    password: &'a Stored,
-    mechanism: Mechanism,
+    login: &'a TableLogin,
     keep: bool,
     maildir: &'a str,
+}
+
+/// `KEY = ...` for a secret kept as `stored`.
+fn secret_line(key: &str, stored: &Stored) -> String {
+    match stored {
+        Stored::Keyring => format!("{key}.keyring = true\n"),
+        Stored::Command(c) => format!("{key}.command = {}\n", quoted(c)),
+        Stored::Prompt => format!("{key}.prompt = true\n"),
+        Stored::Literal(p) => format!("{key} = {}\n", quoted(p.expose())),
+    }
 }
 
 /// A TOML string.
@@ -532,16 +829,51 @@ fn render(t: &Table<'_>) -> String {
         ));
     }
     out.push_str(&format!("user = {}\n", quoted(t.user)));
-    match t.password {
-        Stored::Keyring => out.push_str("password.keyring = true\n"),
-        Stored::Command(c) => out.push_str(&format!("password.command = {}\n", quoted(c))),
-        Stored::Prompt => out.push_str("password.prompt = true\n"),
-        Stored::Literal(p) => out.push_str(&format!("password = {}\n", quoted(p.expose()))),
+    match t.login {
+        TableLogin::Password { stored, mechanism } => {
+            out.push_str(&secret_line("password", stored));
+            out.push_str(&format!(
+                "auth = \"auto\"                    # logged in with {} when this was written\n",
+                mechanism.config_name()
+            ));
+        }
+        TableLogin::OAuth {
+            endpoints,
+            client_id,
+            secret,
+        } => {
+            out.push_str("auth = \"xoauth2\"\n");
+            match endpoints {
+                Endpoints::Preset(p) => {
+                    out.push_str(&format!("oauth.provider = {}\n", quoted(p.name())));
+                }
+                Endpoints::Own {
+                    token_url,
+                    device_url,
+                    auth_url,
+                    scopes,
+                    ca_file,
+                } => {
+                    out.push_str(&format!("oauth.token_url = {}\n", quoted(token_url)));
+                    if let Some(u) = device_url {
+                        out.push_str(&format!("oauth.device_url = {}\n", quoted(u)));
+                    }
+                    if let Some(u) = auth_url {
+                        out.push_str(&format!("oauth.auth_url = {}\n", quoted(u)));
+                    }
+                    let list: Vec<String> = scopes.iter().map(|s| quoted(s)).collect();
+                    out.push_str(&format!("oauth.scopes = [{}]\n", list.join(", ")));
+                    if let Some(ca) = ca_file {
+                        out.push_str(&format!("oauth.tls_ca_file = {}\n", quoted(ca)));
+                    }
+                }
+            }
+            out.push_str(&format!("oauth.client_id = {}\n", quoted(client_id)));
+            if let Some(stored) = secret {
+                out.push_str(&secret_line("oauth.client_secret", stored));
+            }
+        }
     }
-    out.push_str(&format!(
-        "auth = \"auto\"                    # logged in with {} when this was written\n",
-        t.mechanism.config_name()
-    ));
     out.push_str(&format!("keep = {}\n", t.keep));
     out.push_str(&format!("deliver.maildir = {}\n", quoted(t.maildir)));
     out
@@ -685,11 +1017,13 @@ mod tests {
             known_provider("hotmail.com").unwrap().host,
             "outlook.office365.com"
         );
-        assert!(
-            known_provider("gmail.com")
-                .unwrap()
-                .note
-                .contains("xoauth2")
+        assert_eq!(
+            known_provider("googlemail.com").unwrap().oauth,
+            Some(oauth::Provider::Google)
+        );
+        assert_eq!(
+            known_provider("live.com").unwrap().oauth,
+            Some(oauth::Provider::Microsoft)
         );
         assert!(known_provider("example.com").is_none());
     }
@@ -702,8 +1036,10 @@ mod tests {
             name: "home",
             server: &server,
             user: "al\"ice",
-            password: &Stored::Command("pass show \"mail\"".into()),
-            mechanism: Mechanism::ScramSha256,
+            login: &TableLogin::Password {
+                stored: Stored::Command("pass show \"mail\"".into()),
+                mechanism: Mechanism::ScramSha256,
+            },
             keep: false,
             maildir: "~/Mail/inbox",
         });
@@ -723,5 +1059,93 @@ mod tests {
         assert_eq!(a.server.port, 1995);
         assert!(!a.policy.keep);
         assert!(matches!(a.login.auth, AuthMech::Auto));
+    }
+
+    /// A gmail.com address: the Google preset table, which loads and resolves to Google's
+    /// endpoints with `auth = "xoauth2"` and the client secret from a command.
+    #[test]
+    fn a_gmail_address_gets_the_google_oauth_table() {
+        let provider = known_provider("gmail.com").unwrap();
+        let endpoints = Endpoints::Preset(provider.oauth.unwrap());
+        let server = Server::new(provider.host, 995, TlsMode::Implicit, PROBE_TIMEOUT);
+        let table = render(&Table {
+            name: "gmail",
+            server: &server,
+            user: "you@gmail.com",
+            login: &TableLogin::OAuth {
+                endpoints,
+                client_id: "1234-abc.apps.googleusercontent.com".into(),
+                secret: Some(Stored::Command("pass show mail/gmail-client-secret".into())),
+            },
+            keep: true,
+            maildir: "~/Mail/gmail",
+        });
+        for line in [
+            "host = \"pop.gmail.com\"",
+            "auth = \"xoauth2\"",
+            "oauth.provider = \"google\"",
+            "oauth.client_id = \"1234-abc.apps.googleusercontent.com\"",
+            "oauth.client_secret.command = \"pass show mail/gmail-client-secret\"",
+        ] {
+            assert!(table.lines().any(|l| l == line), "no {line:?} in {table}");
+        }
+        assert!(!table.contains("password"), "{table}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        crate::fsutil::write_atomic(&path, table.as_bytes()).unwrap();
+        let config = config::load(Some(&path)).unwrap();
+        let a = config
+            .resolve(Some("gmail"), &crate::config::Overrides::default())
+            .unwrap();
+        assert!(matches!(a.login.auth, AuthMech::Named(Mechanism::XOauth2)));
+        let o = a.login.oauth.unwrap();
+        let preset = oauth::Provider::Google.preset();
+        assert_eq!(o.provider, Some(oauth::Provider::Google));
+        assert_eq!(o.token_url, preset.token_url);
+        assert_eq!(o.auth_url.as_deref(), Some(preset.auth_url));
+        assert_eq!(o.scopes, ["https://mail.google.com/"]);
+        assert!(o.client_secret.is_some());
+    }
+
+    /// A provider not listed: its endpoints, scopes and CA file are written as typed.
+    #[test]
+    fn own_endpoints_are_written_and_resolve() {
+        let server = Server::new("pop.example.org", 995, TlsMode::Implicit, PROBE_TIMEOUT);
+        let table = render(&Table {
+            name: "other",
+            server: &server,
+            user: "me",
+            login: &TableLogin::OAuth {
+                endpoints: Endpoints::Own {
+                    token_url: "https://id.example.org/token".into(),
+                    device_url: Some("https://id.example.org/device".into()),
+                    auth_url: None,
+                    scopes: vec!["pop".into(), "offline_access".into()],
+                    ca_file: Some("~/ca.pem".into()),
+                },
+                client_id: "c".into(),
+                secret: None,
+            },
+            keep: true,
+            maildir: "~/Mail/other",
+        });
+        assert!(
+            table.contains("oauth.scopes = [\"pop\", \"offline_access\"]\n"),
+            "{table}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        crate::fsutil::write_atomic(&path, table.as_bytes()).unwrap();
+        let a = config::load(Some(&path))
+            .unwrap()
+            .resolve(Some("other"), &crate::config::Overrides::default())
+            .unwrap();
+        let o = a.login.oauth.unwrap();
+        assert_eq!(
+            o.device_url.as_deref(),
+            Some("https://id.example.org/device")
+        );
+        assert!(o.auth_url.is_none() && o.client_secret.is_none());
+        assert!(o.tls_ca_file.unwrap().ends_with("ca.pem"));
     }
 }

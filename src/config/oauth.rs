@@ -32,8 +32,8 @@ pub(super) fn merge(
 }
 
 /// Check an endpoint: an `https://` URL without spaces or control characters (tokens and
-/// secrets go there, so never plain HTTP).
-fn endpoint(label: &str, key: &str, url: String) -> Result<String> {
+/// secrets go there, so never plain HTTP). `pop3 init` checks typed URLs with it too.
+pub fn endpoint(label: &str, key: &str, url: String) -> Result<String> {
     let ok = url
         .get(..8)
         .is_some_and(|p| p.eq_ignore_ascii_case("https://"))

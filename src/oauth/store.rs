@@ -218,6 +218,11 @@ pub fn keyring_get(account: &Account, which: KeyringItem) -> Result<Secret> {
     keyring::get_item(account, &item(account, which), keyring::LOOKUP_TIMEOUT)
 }
 
+/// Store one of the account's OAuth keyring items (`pop3 init` keeps a client secret there).
+pub fn keyring_set(account: &Account, which: KeyringItem, secret: &Secret) -> Result<()> {
+    keyring::set_item(account, &item(account, which), secret)
+}
+
 /// The refresh token, from wherever the file says it is.
 pub fn refresh_token(account: &Account, stored: &Stored) -> Result<Secret> {
     let missing = || {

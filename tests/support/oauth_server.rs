@@ -28,6 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::certs::TestCerts;
+use super::dovecot::Dovecot;
 
 /// What `/token` does instead of answering properly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,4 +529,34 @@ fn handle(
         }
         _ => ("404 Not Found", serde_json::json!({"error": "not_found"})),
     }
+}
+
+/// A private Dovecot whose `passdb oauth2` asks `oauth` about every token
+/// (`introspection_mode = post`), for XOAUTH2 and OAUTHBEARER (PLAIN checks `users`'
+/// passwords); `None` without Dovecot.
+pub fn dovecot(oauth: &OAuthServer, users: &[(&str, &str)]) -> Option<Dovecot> {
+    use std::os::unix::fs::PermissionsExt;
+    let conf = oauth.public_dir().join("oauth2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "introspection_mode = post\n\
+             introspection_url = {}\n\
+             username_attribute = username\n\
+             active_attribute = active\n\
+             active_value = true\n\
+             tls_ca_cert_file = {}\n\
+             timeout_msecs = 5000\n",
+            oauth.url("introspect"),
+            oauth.ca_file().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let extra = format!(
+        "auth_mechanisms = plain xoauth2 oauthbearer\n\
+         passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+        conf.display()
+    );
+    Dovecot::start_with(users, &extra)
 }
