@@ -411,7 +411,7 @@ bounded! {
     no_loss_crash_sim_mda_refused_dele: Mda, keep = false, RefusedDele;
 }
 
-/// Every scenario, every crash point, mailboxes of 70 messages (two Maildir batches).
+/// Every scenario, every crash point, mailboxes of 70 messages.
 #[test]
 #[ignore = "exhaustive: several minutes; run before touching deliver, state or engine"]
 fn crash_sim_exhaustive() {

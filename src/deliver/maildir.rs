@@ -37,8 +37,11 @@ const NAME_ATTEMPTS: u32 = 100;
 /// an earlier message has already left `tmp/` (where `create_new` could no longer see it).
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
-/// Messages staged for one group commit at most.
-pub const BATCH: usize = 64;
+/// Messages staged for one group commit at most (the engine also flushes at 32 MB). Each
+/// file's fsync starts when it is staged, so a batch costs the state's and the directory's
+/// fsyncs only: 256 rather than 64 took the 2000-message disk benchmark from 0.73 s to
+/// 0.57 s (median of 3, beside another fsync-heavy process).
+pub const BATCH: usize = 256;
 
 /// How many fsyncs are in flight at once. Issued together, the filesystem can fold them into
 /// a few journal commits (ext4, xfs) or send them in parallel (NFS, FUSE); DESIGN.md has the
