@@ -216,9 +216,9 @@ impl OnServer {
         }
     }
 
-    fn hash(&self, uid: &Uid) -> u64 {
+    fn hash(&self, uid: &[u8]) -> u64 {
         use std::hash::BuildHasher;
-        self.key.hash_one(uid.as_bytes())
+        self.key.hash_one(uid)
     }
 
     /// The listing filter ([`crate::client::Keep`]) for `uid`: note it, and say whether the
@@ -231,7 +231,7 @@ impl OnServer {
         host: &str,
         uid: &Uid,
     ) -> Result<bool> {
-        if !self.listed.insert(self.hash(uid)) {
+        if !self.listed.insert(self.hash(uid.as_bytes())) {
             return Err(Error::new(
                 ErrorKind::BadData,
                 format!(
@@ -259,8 +259,8 @@ impl OnServer {
         move |_, uid| self.keep(state, policy, now, host, uid)
     }
 
-    /// Whether the server listed `uid` in this session.
-    pub fn contains(&self, uid: &Uid) -> bool {
+    /// Whether the server listed the UIDL `uid` in this session.
+    pub fn contains(&self, uid: &[u8]) -> bool {
         self.listed.contains(&self.hash(uid))
     }
 }
@@ -280,7 +280,7 @@ pub(super) fn forget_departed(
     if on_server.recorded == on_server.state_len && deleted.is_empty() {
         return state.prune(|_| true);
     }
-    let gone: HashSet<&Uid> = deleted.iter().map(|&i| &listing[i].uid).collect();
+    let gone: HashSet<&[u8]> = deleted.iter().map(|&i| listing[i].uid.as_bytes()).collect();
     crashpoint::hit("state.forget", gone.len());
     state.prune(|uid| on_server.contains(uid) && !gone.contains(uid))
 }

@@ -3,4 +3,5 @@
 
 pub mod lock;
 pub mod too_big;
+pub mod uid_table;
 pub mod uidl;

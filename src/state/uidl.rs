@@ -31,6 +31,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::uid_table::UidTable;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil;
 use crate::proto::Uid;
@@ -54,7 +55,7 @@ enum LineKind {
 #[derive(Debug)]
 pub struct SeenState {
     path: PathBuf,
-    seen: HashMap<Uid, i64>,
+    seen: UidTable,
     /// Length of the file up to the end of its last complete line (0: no valid header yet).
     valid_len: u64,
     /// Whether the file holds bytes after `valid_len` (a torn final line) that the next
@@ -88,11 +89,14 @@ impl SeenState {
             Err(e) => return Err(state.read_error(e)),
         };
         state.exists = true;
-        // About 70 bytes a line; reserving avoids rehashing a big state several times.
+        // About 50 bytes a line, most of it the UIDL: reserving avoids regrowing a big
+        // state (and holding the old and the new table at once). Untouched capacity costs
+        // address space, not memory.
         if let Ok(meta) = file.metadata() {
-            state
-                .seen
-                .reserve((meta.len() / 70).min(10_000_000) as usize);
+            let bytes = usize::try_from(meta.len())
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            state.seen = UidTable::with_capacity(bytes / 50, bytes);
         }
         // Streamed line by line: a state of 100 000 UIDLs never sits in memory twice.
         state.parse(io::BufReader::with_capacity(64 * 1024, file))?;
@@ -108,7 +112,7 @@ impl SeenState {
     fn empty(path: &Path, in_memory: bool) -> SeenState {
         SeenState {
             path: path.to_path_buf(),
-            seen: HashMap::new(),
+            seen: UidTable::default(),
             valid_len: 0,
             torn_tail: false,
             exists: false,
@@ -185,7 +189,7 @@ impl SeenState {
             // An intent whose uid was recorded later finished normally.
             pending.remove(&uid);
             // The first line for a uid is the earliest: keep it as "first seen".
-            self.seen.entry(uid).or_insert(time);
+            self.seen.insert(uid.as_bytes(), time);
         }
         // In the order they were written: only the last one can have been in flight
         // when a run that appends one message at a time (mbox) was killed.
@@ -214,12 +218,12 @@ impl SeenState {
 
     /// Whether `uid` has been recorded.
     pub fn contains(&self, uid: &Uid) -> bool {
-        self.seen.contains_key(uid)
+        self.seen.contains(uid.as_bytes())
     }
 
     /// When `uid` was first recorded (Unix seconds).
     pub fn first_seen(&self, uid: &Uid) -> Option<i64> {
-        self.seen.get(uid).copied()
+        self.seen.get(uid.as_bytes())
     }
 
     /// When `uid`, listed with `size` octets, was first recorded; `None` when it was not, or
@@ -247,7 +251,11 @@ impl SeenState {
         self.append_lines(LineKind::Intent, items.len(), true, |buf| {
             for (uid, size) in items {
                 buf.extend_from_slice(b"- ");
-                encode_record(buf, i64::try_from(*size).unwrap_or(i64::MAX), uid);
+                encode_record(
+                    buf,
+                    i64::try_from(*size).unwrap_or(i64::MAX),
+                    uid.as_bytes(),
+                );
             }
         })?;
         for (uid, size) in items {
@@ -274,7 +282,7 @@ impl SeenState {
         let fresh: Vec<&Uid> = uids
             .iter()
             .copied()
-            .filter(|&uid| !self.seen.contains_key(uid) && batch.insert(uid))
+            .filter(|&uid| !self.seen.contains(uid.as_bytes()) && batch.insert(uid))
             .collect();
         if fresh.is_empty() {
             // Everything is already durable.
@@ -282,11 +290,11 @@ impl SeenState {
         }
         self.append_lines(LineKind::Record, fresh.len(), true, |buf| {
             for uid in &fresh {
-                encode_record(buf, now, uid);
+                encode_record(buf, now, uid.as_bytes());
             }
         })?;
         for uid in fresh {
-            self.seen.insert(uid.clone(), now);
+            self.seen.insert(uid.as_bytes(), now);
         }
         Ok(())
     }
@@ -302,7 +310,7 @@ impl SeenState {
         self.append_lines(LineKind::Intent, items.len(), sync, |buf| {
             for (uid, token) in items {
                 buf.extend_from_slice(b"? ");
-                encode_record(buf, now, uid);
+                encode_record(buf, now, uid.as_bytes());
                 buf.pop();
                 buf.push(b' ');
                 encode_bytes(buf, token.as_bytes());
@@ -435,11 +443,11 @@ impl SeenState {
 
     /// Forget every recorded uid for which `keep` is false and rewrite the file atomically
     /// (only when something was removed or the journal has grown; a no-op otherwise).
-    pub fn prune(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<()> {
+    pub fn prune(&mut self, keep: impl Fn(&[u8]) -> bool) -> Result<()> {
         let before = self.seen.len();
-        self.seen.retain(|uid, _| keep(uid));
+        self.seen.retain(keep);
         let seen = &self.seen;
-        self.deleting.retain(|uid, _| seen.contains_key(uid));
+        self.deleting.retain(|uid, _| seen.contains(uid.as_bytes()));
         let removed = before - self.seen.len();
         let grown = self.file_records > GROWTH_FACTOR * self.seen.len() + GROWTH_SLACK
             || self.intent_lines > self.seen.len() / 4 + GROWTH_SLACK;
@@ -451,8 +459,16 @@ impl SeenState {
 
     /// Every recorded uid with its first-seen time, sorted by time then uid (the order the
     /// file is written in), for `pop3 state ACCOUNT list` and `export`.
-    pub fn entries(&self) -> Vec<(&Uid, i64)> {
-        let mut entries: Vec<(&Uid, i64)> = self.seen.iter().map(|(u, &t)| (u, t)).collect();
+    pub fn entries(&self) -> Vec<(Uid, i64)> {
+        self.sorted()
+            .into_iter()
+            .filter_map(|(u, t)| Some((Uid::new(u)?, t)))
+            .collect()
+    }
+
+    /// Every recorded uid with its time, sorted by time then uid.
+    fn sorted(&self) -> Vec<(&[u8], i64)> {
+        let mut entries: Vec<(&[u8], i64)> = self.seen.iter().collect();
         entries.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
         entries
     }
@@ -466,17 +482,10 @@ impl SeenState {
         let mut added = 0;
         let mut changed = false;
         for (uid, time) in items {
-            match self.seen.get_mut(uid) {
-                Some(t) if *time < *t => {
-                    *t = *time;
-                    changed = true;
-                }
-                Some(_) => {}
-                None => {
-                    self.seen.insert(uid.clone(), *time);
-                    added += 1;
-                    changed = true;
-                }
+            let new = !self.seen.contains(uid.as_bytes());
+            if self.seen.insert_earliest(uid.as_bytes(), *time) {
+                changed = true;
+                added += usize::from(new);
             }
         }
         if changed {
@@ -490,7 +499,7 @@ impl SeenState {
     pub fn forget(&mut self, uids: &[Uid]) -> Result<usize> {
         let mut removed = 0;
         for uid in uids {
-            if self.seen.remove(uid).is_some() {
+            if self.seen.remove(uid.as_bytes()) {
                 removed += 1;
             }
             self.deleting.remove(uid);
@@ -505,8 +514,7 @@ impl SeenState {
     fn rewrite(&mut self) -> Result<()> {
         // Sorted by time then uid: the file reads like the journal it replaces and the
         // output does not depend on hash order.
-        let mut entries: Vec<(&Uid, i64)> = self.seen.iter().map(|(u, &t)| (u, t)).collect();
-        entries.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        let entries = self.sorted();
         let mut buf = Vec::with_capacity(entries.len() * 40 + HEADER.len() + 1);
         buf.extend_from_slice(HEADER);
         buf.push(b'\n');
@@ -518,7 +526,11 @@ impl SeenState {
         deleting.sort_unstable();
         for (uid, &size) in deleting {
             buf.extend_from_slice(b"- ");
-            encode_record(&mut buf, i64::try_from(size).unwrap_or(i64::MAX), uid);
+            encode_record(
+                &mut buf,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                uid.as_bytes(),
+            );
         }
         let written = if self.in_memory {
             Ok(())
@@ -542,10 +554,10 @@ impl SeenState {
 }
 
 /// Append `<time> <encoded uid>\n` to `buf`.
-fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &Uid) {
+fn encode_record(buf: &mut Vec<u8>, time: i64, uid: &[u8]) {
     buf.extend_from_slice(time.to_string().as_bytes());
     buf.push(b' ');
-    encode_bytes(buf, uid.as_bytes());
+    encode_bytes(buf, uid);
     buf.push(b'\n');
 }
 
@@ -979,7 +991,8 @@ mod tests {
         s.record(&refs[..5], 10).unwrap();
         s.record(&refs[5..], 20).unwrap();
         let on_server: Vec<&Uid> = vec![&uids[1], &uids[7]];
-        s.prune(|u| on_server.contains(&u)).unwrap();
+        s.prune(|u| on_server.iter().any(|k| k.as_bytes() == u))
+            .unwrap();
         assert_eq!(s.len(), 2);
         assert!(s.contains(&uids[1]) && s.contains(&uids[7]));
         assert!(!s.contains(&uids[0]));
