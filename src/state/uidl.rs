@@ -813,10 +813,8 @@ mod tests {
 
     #[test]
     fn first_seen_is_kept_on_re_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
+        let (_dir, path, mut s) = fresh();
         let a = uid(b"a");
-        let mut s = SeenState::load(&path).unwrap();
         s.record(&[&a], 100).unwrap();
         let len = fs::metadata(&path).unwrap().len();
         s.record(&[&a, &a], 200).unwrap();
@@ -828,11 +826,8 @@ mod tests {
 
     #[test]
     fn duplicate_in_one_batch_is_written_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir);
-        let a = uid(b"a");
-        let mut s = SeenState::load(&path).unwrap();
-        s.record(&[&a, &a], 5).unwrap();
+        let (_dir, path, mut s) = fresh();
+        s.record(&[&uid(b"a"), &uid(b"a")], 5).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-uidl 1\n5 a\n");
     }
 

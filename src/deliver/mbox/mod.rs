@@ -425,6 +425,26 @@ mod tests {
         p.commit().unwrap();
     }
 
+    /// This test binary running only the ignored test `name`, as another process, with
+    /// `env` naming `path` for it.
+    fn helper_process(name: &str, env: &str, path: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            &format!("deliver::mbox::tests::{name}"),
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(env, path)
+        .stdout(std::process::Stdio::null());
+        cmd
+    }
+
+    /// In a helper process: the path its parent named in `env` (`None`: run as a test).
+    fn helper_arg(env: &str) -> Option<PathBuf> {
+        std::env::var_os(env).map(PathBuf::from)
+    }
+
     const APPENDER_ENV: &str = "POP3_TEST_KILLED_APPENDER";
 
     /// Not a test: the killed run for the recovery tests, in its own process (so with its
@@ -437,10 +457,9 @@ mod tests {
     #[test]
     #[ignore = "helper process, run by the recovery tests"]
     fn killed_appender() {
-        let Some(dir) = std::env::var_os(APPENDER_ENV) else {
+        let Some(dir) = helper_arg(APPENDER_ENV) else {
             return;
         };
-        let dir = PathBuf::from(dir);
         let mut mbox = Mbox::open(&dir.join("mbox")).unwrap();
         let mut unresolved = Vec::new();
         deliver(&mut mbox, &[b"Subject: A\n\nrecorded\n"]);
@@ -465,15 +484,7 @@ mod tests {
         if partial {
             fs::write(dir.join("partial"), b"").unwrap();
         }
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "deliver::mbox::tests::killed_appender",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .env(APPENDER_ENV, dir)
-            .stdout(std::process::Stdio::null())
+        let status = helper_process("killed_appender", APPENDER_ENV, dir)
             .status()
             .unwrap();
         assert_eq!(status.code(), Some(9));
@@ -929,10 +940,9 @@ mod tests {
     #[test]
     #[ignore = "helper process, run by an_fcntl_lock_holder_blocks_us"]
     fn fcntl_lock_holder() {
-        let Some(path) = std::env::var_os(HOLDER_ENV) else {
+        let Some(path) = helper_arg(HOLDER_ENV) else {
             return;
         };
-        let path = PathBuf::from(path);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         rustix::fs::fcntl_lock(&file, FlockOperation::LockExclusive).unwrap();
         file.write_all(b"holder part 1\n").unwrap();
@@ -948,15 +958,7 @@ mod tests {
         let path = dir.path().join("mbox");
         let mut mbox = Mbox::open(&path).unwrap();
         // fcntl locks are per process: the holder must be another process.
-        let mut holder = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "deliver::mbox::tests::fcntl_lock_holder",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .env(HOLDER_ENV, &path)
-            .stdout(std::process::Stdio::null())
+        let mut holder = helper_process("fcntl_lock_holder", HOLDER_ENV, &path)
             .spawn()
             .unwrap();
         let ready = path.with_extension("ready");
