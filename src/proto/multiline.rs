@@ -531,13 +531,18 @@ mod tests {
 
     #[test]
     fn stuff_rfc1939_section3() {
-        assert_eq!(stuff(b""), b".\r\n");
-        assert_eq!(stuff(b"a\n"), b"a\r\n.\r\n");
-        assert_eq!(stuff(b"a"), b"a\r\n.\r\n");
-        assert_eq!(stuff(b"a\r\n"), b"a\r\n.\r\n");
-        assert_eq!(stuff(b".\n"), b"..\r\n.\r\n");
-        assert_eq!(stuff(b"x\n.y\n..z"), b"x\r\n..y\r\n...z\r\n.\r\n");
-        assert_eq!(stuff(b"\n"), b"\r\n.\r\n");
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"", b".\r\n"),
+            (b"a\n", b"a\r\n.\r\n"),
+            (b"a", b"a\r\n.\r\n"),
+            (b"a\r\n", b"a\r\n.\r\n"),
+            (b".\n", b"..\r\n.\r\n"),
+            (b"x\n.y\n..z", b"x\r\n..y\r\n...z\r\n.\r\n"),
+            (b"\n", b"\r\n.\r\n"),
+        ];
+        for (body, wire) in cases {
+            assert_eq!(stuff(body), wire, "{:?}", String::from_utf8_lossy(body));
+        }
     }
 
     fn body_strategy() -> impl Strategy<Value = Vec<u8>> {

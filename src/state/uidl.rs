@@ -904,17 +904,22 @@ mod tests {
         }
     }
 
-    fn load_err(content: &[u8]) -> Error {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("uidl-state");
-        fs::write(&path, content).unwrap();
-        let err = SeenState::load(&path).unwrap_err();
+    /// An I/O error whose message names the state file.
+    fn assert_io_error_naming(err: &Error, path: &Path) {
         assert_eq!(err.kind(), ErrorKind::Io);
         assert!(
             err.message().contains(&*path.to_string_lossy()),
             "{}",
             err.message()
         );
+    }
+
+    fn load_err(content: &[u8]) -> Error {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uidl-state");
+        fs::write(&path, content).unwrap();
+        let err = SeenState::load(&path).unwrap_err();
+        assert_io_error_naming(&err, &path);
         err
     }
 
@@ -1061,21 +1066,11 @@ mod tests {
         fs::write(&sub, b"x").unwrap();
         let a = uid(b"a");
         let err = s.record(&[&a], 1).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Io);
-        assert!(
-            err.message().contains(&*path.to_string_lossy()),
-            "{}",
-            err.message()
-        );
+        assert_io_error_naming(&err, &path);
         assert!(!s.contains(&a), "a failed record must not count as seen");
         // Loading through the regular file fails too, rather than reading as "all new".
         let err = SeenState::load(&path).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Io);
-        assert!(
-            err.message().contains(&*path.to_string_lossy()),
-            "{}",
-            err.message()
-        );
+        assert_io_error_naming(&err, &path);
     }
 
     #[test]

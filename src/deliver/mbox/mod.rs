@@ -425,9 +425,40 @@ mod tests {
         p.commit().unwrap();
     }
 
+    /// Truncate the file at `path` to nothing.
+    fn empty(path: &Path) {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    /// An mbox in a temporary directory holding one delivered message, and its bytes.
+    fn mbox_with_one_message() -> (tempfile::TempDir, PathBuf, Mbox, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let mut mbox = Mbox::open(&path).unwrap();
+        deliver(&mut mbox, &[b"Subject: kept\n\nkept\n"]);
+        let before = fs::read(&path).unwrap();
+        (dir, path, mbox, before)
+    }
+
+    /// A temporary directory with the paths of an mbox in it and of its dot-lock.
+    fn mbox_paths() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let lock = dir.path().join("mbox.lock");
+        (dir, path, lock)
+    }
+
+    /// What tells a helper process (an ignored test run by another test) its path.
+    const HELPER_PATH: &str = "POP3_TEST_HELPER_PATH";
+
     /// This test binary running only the ignored test `name`, as another process, with
-    /// `env` naming `path` for it.
-    fn helper_process(name: &str, env: &str, path: &Path) -> std::process::Command {
+    /// `path` for it.
+    fn helper_process(name: &str, path: &Path) -> std::process::Command {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "--exact",
@@ -435,17 +466,15 @@ mod tests {
             "--ignored",
             "--test-threads=1",
         ])
-        .env(env, path)
+        .env(HELPER_PATH, path)
         .stdout(std::process::Stdio::null());
         cmd
     }
 
-    /// In a helper process: the path its parent named in `env` (`None`: run as a test).
-    fn helper_arg(env: &str) -> Option<PathBuf> {
-        std::env::var_os(env).map(PathBuf::from)
+    /// In a helper process: the path its parent gave (`None`: run as an ordinary test).
+    fn helper_arg() -> Option<PathBuf> {
+        std::env::var_os(HELPER_PATH).map(PathBuf::from)
     }
-
-    const APPENDER_ENV: &str = "POP3_TEST_KILLED_APPENDER";
 
     /// Not a test: the killed run for the recovery tests, in its own process (so with its
     /// own run id). In the mbox `<dir>/mbox` it delivers A, rolls back B (a refused RETR),
@@ -457,7 +486,7 @@ mod tests {
     #[test]
     #[ignore = "helper process, run by the recovery tests"]
     fn killed_appender() {
-        let Some(dir) = helper_arg(APPENDER_ENV) else {
+        let Some(dir) = helper_arg() else {
             return;
         };
         let mut mbox = Mbox::open(&dir.join("mbox")).unwrap();
@@ -484,9 +513,7 @@ mod tests {
         if partial {
             fs::write(dir.join("partial"), b"").unwrap();
         }
-        let status = helper_process("killed_appender", APPENDER_ENV, dir)
-            .status()
-            .unwrap();
+        let status = helper_process("killed_appender", dir).status().unwrap();
         assert_eq!(status.code(), Some(9));
         assert!(
             dir.join("mbox.lock").exists(),
@@ -712,12 +739,7 @@ mod tests {
         let path = dir.path().join("mbox");
         let mut mbox = Mbox::open(&path).unwrap();
         for split in 0..=msg.len() {
-            fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_len(0)
-                .unwrap();
+            empty(&path);
             deliver(&mut mbox, &[&msg[..split], &msg[split..]]);
             let got = messages(&fs::read(&path).unwrap());
             assert_eq!(got.len(), 1);
@@ -728,12 +750,7 @@ mod tests {
             );
         }
         // One byte per write.
-        fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        empty(&path);
         let bytes: Vec<&[u8]> = msg.chunks(1).collect();
         deliver(&mut mbox, &bytes);
         assert_eq!(messages(&fs::read(&path).unwrap())[0].1, want);
@@ -741,11 +758,7 @@ mod tests {
 
     #[test]
     fn dropped_pending_truncates_to_the_previous_length() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let mut mbox = Mbox::open(&path).unwrap();
-        deliver(&mut mbox, &[b"Subject: kept\n\nkept\n"]);
-        let before = fs::read(&path).unwrap();
+        let (dir, path, mut mbox, before) = mbox_with_one_message();
         {
             let mut p = mbox.begin(&test_envelope()).unwrap();
             // More than the buffer, so part of it really reaches the file.
@@ -765,11 +778,7 @@ mod tests {
 
     #[test]
     fn failed_write_makes_commit_fail_and_truncate() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let mut mbox = Mbox::open(&path).unwrap();
-        deliver(&mut mbox, &[b"Subject: kept\n\nkept\n"]);
-        let before = fs::read(&path).unwrap();
+        let (_dir, path, mbox, before) = mbox_with_one_message();
         let mut p = mbox.begin_message().unwrap();
         p.write_all(b"Subject: doomed\n\n").unwrap();
         p.write_all(&vec![b'y'; 2 * BUFFER]).unwrap();
@@ -854,9 +863,7 @@ mod tests {
 
     #[test]
     fn a_stale_dotlock_is_broken() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let lock = dir.path().join("mbox.lock");
+        let (_dir, path, lock) = mbox_paths();
         let mut mbox = Mbox::open(&path).unwrap();
         let f = File::create(&lock).unwrap();
         f.set_modified(SystemTime::now() - Duration::from_secs(600))
@@ -871,9 +878,7 @@ mod tests {
 
     #[test]
     fn a_held_dotlock_is_kept_fresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let lock = dir.path().join("mbox.lock");
+        let (_dir, path, lock) = mbox_paths();
         let mbox = Mbox::open(&path).unwrap();
         let mut p = mbox.begin_message().unwrap();
         let old = SystemTime::now() - Duration::from_secs(3600);
@@ -897,9 +902,7 @@ mod tests {
 
     #[test]
     fn a_held_dotlock_times_out_and_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mbox");
-        let lock = dir.path().join("mbox.lock");
+        let (_dir, path, lock) = mbox_paths();
         fs::write(&lock, b"someone else's").unwrap();
         let mut mbox = Mbox::with_timeouts(&path, Duration::from_millis(300), STALE_LOCK).unwrap();
         let t0 = Instant::now();
@@ -933,14 +936,12 @@ mod tests {
         assert_eq!(msgs[0].1, b"S: a\n\nfrom a\n");
     }
 
-    const HOLDER_ENV: &str = "POP3_TEST_FCNTL_HOLDER";
-
     /// Not a test: the other process for `an_fcntl_lock_holder_blocks_us`. It takes an
     /// fcntl lock on the file named in the environment, says so, writes, and lets go.
     #[test]
     #[ignore = "helper process, run by an_fcntl_lock_holder_blocks_us"]
     fn fcntl_lock_holder() {
-        let Some(path) = helper_arg(HOLDER_ENV) else {
+        let Some(path) = helper_arg() else {
             return;
         };
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -958,9 +959,7 @@ mod tests {
         let path = dir.path().join("mbox");
         let mut mbox = Mbox::open(&path).unwrap();
         // fcntl locks are per process: the holder must be another process.
-        let mut holder = helper_process("fcntl_lock_holder", HOLDER_ENV, &path)
-            .spawn()
-            .unwrap();
+        let mut holder = helper_process("fcntl_lock_holder", &path).spawn().unwrap();
         let ready = path.with_extension("ready");
         let t0 = Instant::now();
         while !ready.exists() {

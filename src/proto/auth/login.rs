@@ -38,15 +38,14 @@ impl SaslClient for Login {
     }
 
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, AuthError> {
-        self.step.answer(Mechanism::Login, |sent| match sent {
-            0 => Ok(self.user.as_bytes().to_vec()),
-            1 => Ok(self.secret.expose().as_bytes().to_vec()),
-            _ => Err(unexpected(
-                Mechanism::Login,
-                "third challenge",
-                challenge,
-                "",
-            )),
+        // By order, not by prompt text (see the module documentation).
+        let answers = [self.user.as_bytes(), self.secret.expose().as_bytes()];
+        self.step.answer(Mechanism::Login, |sent| {
+            let third = || unexpected(Mechanism::Login, "third challenge", challenge, "");
+            answers
+                .get(usize::from(sent))
+                .map(|a| a.to_vec())
+                .ok_or_else(third)
         })
     }
 
