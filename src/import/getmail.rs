@@ -484,7 +484,7 @@ mod tests {
              \n\
              [destination]\n\
              type = Maildir\n\
-             path = ~/Mail/work/\n\
+             path = ~/Mail/office/\n\
              \n\
              ; comment\n\
              [options]\n\
@@ -505,7 +505,7 @@ mod tests {
             a.password,
             Some(Password::Command("/usr/bin/pass show 'mail work'".into()))
         );
-        assert_eq!(a.deliver, Some(Deliver::Maildir("~/Mail/work/".into())));
+        assert_eq!(a.deliver, Some(Deliver::Maildir("~/Mail/office/".into())));
         assert!(a.keep);
         assert_eq!(a.delete_after_days, Some(14));
         assert_eq!(a.max_size, Some(1000000));
