@@ -70,6 +70,14 @@ impl Work {
         p
     }
 
+    /// An empty Maildir (`Maildir` with cur/new/tmp) in the work dir, for a peer to fill.
+    fn maildir(&self) -> PathBuf {
+        for d in ["cur", "new", "tmp"] {
+            self.mkdirs(&format!("Maildir/{d}"));
+        }
+        self.path().join("Maildir")
+    }
+
     fn mkdirs(&self, rel: &str) -> PathBuf {
         let p = self.path().join(rel);
         fs::create_dir_all(&p).unwrap();
@@ -269,10 +277,7 @@ fn mpop_round_trip_fetches_nothing_twice() {
         return;
     };
     let work = Work::new();
-    let maildir = work.mkdirs("Maildir");
-    for d in ["cur", "new", "tmp"] {
-        work.mkdirs(&format!("Maildir/{d}"));
-    }
+    let maildir = work.maildir();
     // `defaults` carries the TLS settings and keep into the account.
     let rc = work.write(
         "mpoprc",
@@ -324,10 +329,7 @@ fn getmail_round_trip_keeps_first_seen_times() {
         return;
     };
     let work = Work::new();
-    let maildir = work.mkdirs("Maildir");
-    for d in ["cur", "new", "tmp"] {
-        work.mkdirs(&format!("Maildir/{d}"));
-    }
+    let maildir = work.maildir();
     let rc = work.write(
         "getmailrc",
         &format!(

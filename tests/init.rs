@@ -185,19 +185,26 @@ fn inbox(env: &TestEnv) -> Vec<String> {
     bodies
 }
 
+/// `pop3 init` in a terminal, answered up to the server: alice@example.test, login
+/// `USER`, the server at 127.0.0.1:`port`.
+fn start_for_alice(env: &TestEnv, port: u16) -> Terminal {
+    let mut t = Terminal::start(env, &["init"]);
+    t.expect("Email address: ");
+    t.send("alice@example.test");
+    t.expect("Login name [alice@example.test]: ");
+    t.send(USER);
+    t.expect("POP3 server (HOST or HOST:PORT) [pop.example.test]: ");
+    t.send(&format!("127.0.0.1:{port}"));
+    t
+}
+
 #[test]
 fn init_over_tls_pins_the_certificate_and_the_account_fetches() {
     let Some(dc) = dovecot() else {
         return;
     };
     let env = TestEnv::new();
-    let mut t = Terminal::start(&env, &["init"]);
-    t.expect("Email address: ");
-    t.send("alice@example.test");
-    t.expect("Login name [alice@example.test]: ");
-    t.send(USER);
-    t.expect("POP3 server (HOST or HOST:PORT) [pop.example.test]: ");
-    t.send(&format!("127.0.0.1:{}", dc.pop3s_port));
+    let mut t = start_for_alice(&env, dc.pop3s_port);
     // The certificate, with its validity and fingerprint, and the capabilities.
     t.expect("  valid      ");
     t.expect("NOT trusted: it is not signed by a trusted authority");
@@ -382,13 +389,7 @@ fn init_sets_up_an_oauth_account_signs_in_and_the_account_fetches() {
         [&b"From: bob@example.org\r\nSubject: oauth init\r\n\r\nHello.\r\n"[..]],
     );
     let env = TestEnv::new();
-    let mut t = Terminal::start(&env, &["init"]);
-    t.expect("Email address: ");
-    t.send("alice@example.test");
-    t.expect("Login name [alice@example.test]: ");
-    t.send(USER);
-    t.expect("POP3 server (HOST or HOST:PORT) [pop.example.test]: ");
-    t.send(&format!("127.0.0.1:{}", dc.pop3s_port));
+    let mut t = start_for_alice(&env, dc.pop3s_port);
     t.expect("XOAUTH2");
     t.expect("or stop (s)? ");
     t.send("p");

@@ -349,25 +349,26 @@ pub struct CheckSummary {
 pub fn check(account: &Account) -> Result<CheckSummary> {
     let (state_path, _) = state_paths(account)?;
     let state = SeenState::load(&state_path)?;
-    // Only what is new (or whose size matters) is kept; the rest is counted.
-    let keep = &mut |_: crate::proto::MessageNumber, uid: &Uid| {
-        Ok(state.first_seen(uid).is_none() || state.deletion_noted(uid))
-    };
-    let (Connected { session, .. }, listed) = session::login_and_list(account, keep)?;
-    session.quit()?;
-    let listing = &listed.messages;
     let policy = Policy {
         keep: true,
         max_size: account.policy.max_size,
         killsize: account.policy.killsize,
         ..Policy::default()
     };
+    // The same listing filter as a fetch: what the plan cannot act on is only counted.
+    let now = now_unix();
+    let mut on_server = commit::OnServer::new(&state);
+    let mut keep = on_server.filter(&state, &policy, now, &account.server.host);
+    let (Connected { session, .. }, listed) = session::login_and_list(account, &mut keep)?;
+    drop(keep);
+    session.quit()?;
+    let listing = &listed.messages;
     let plan = plan(
         listing,
         |m| state.first_seen_listed(&m.uid, m.size.0),
         |_| false,
         &policy,
-        now_unix(),
+        now,
     );
     Ok(CheckSummary {
         listed: listed.total,
@@ -454,10 +455,7 @@ fn fetch_inner(account: &Account, opts: &FetchOptions, progress: &dyn Progress) 
     for round in 1.. {
         let mut on_server = commit::OnServer::new(&state);
         let now = now_unix();
-        let session_policy = Policy {
-            limit: ledger.remaining(settings.policy.limit),
-            ..settings.policy.clone()
-        };
+        let session_policy = settings.session_policy(&ledger);
         let mut keep = on_server.filter(&state, &session_policy, now, &account.server.host);
         let (Connected { session, caps, .. }, listing) =
             session::login_and_list(account, &mut keep)?;

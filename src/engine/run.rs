@@ -43,6 +43,16 @@ pub struct Settings {
     pub filter: Option<Filter>,
 }
 
+impl Settings {
+    /// The policy of the next session: the run's, with what is left of its `limit`.
+    pub fn session_policy(&self, ledger: &Ledger) -> Policy {
+        Policy {
+            limit: ledger.remaining(self.policy.limit),
+            ..self.policy.clone()
+        }
+    }
+}
+
 /// What the sessions of one run have done so far (a server that caps sessions needs
 /// several): the UIDLs delivered, so that `--all` and `--limit` count per run.
 #[derive(Debug, Default)]
@@ -102,10 +112,7 @@ pub fn run_session<S: Read + Write>(
 ) -> Result<Summary> {
     let name = settings.account.as_str();
     let listing = listed.messages.as_slice();
-    let policy = Policy {
-        limit: ledger.remaining(settings.policy.limit),
-        ..settings.policy.clone()
-    };
+    let policy = settings.session_policy(ledger);
     let mut plan = plan(
         listing,
         |m| state.first_seen_listed(&m.uid, m.size.0),

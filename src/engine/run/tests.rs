@@ -294,10 +294,7 @@ impl World {
             .map_err(|f| f.0)?;
         // The listing filter the engine uses: seen messages it will not act on stay out.
         let mut on_server = OnServer::new(&self.state);
-        let policy = Policy {
-            limit: ledger.remaining(settings.policy.limit),
-            ..settings.policy.clone()
-        };
+        let policy = settings.session_policy(ledger);
         let mut keep = on_server.filter(&self.state, &policy, now_unix(), "mem");
         let (_, listing) = s.capa_and_listing(false, &mut keep)?;
         drop(keep);
